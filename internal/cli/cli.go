@@ -1,0 +1,104 @@
+// Package cli is the ferry command: `ferry serve`, `ferry admin …` and
+// `ferry audit …`. cmd/ferry's main calls Run; tests call it too (through
+// internal/ferrytest), so the program under test is the real one.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Env is the program's environment, passed in so tests control it.
+type Env struct {
+	Getenv func(string) string
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+}
+
+// UsageError is an error in how the command was called; main exits 2.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+func usagef(format string, args ...any) error {
+	return &UsageError{Msg: fmt.Sprintf(format, args...)}
+}
+
+const usage = `usage: ferry COMMAND [ARGS]
+
+  ferry serve [--data DIR] [--public-addr HOST:PORT] [--admin-addr HOST:PORT] [--db DSN] [--config FILE] …
+        run the server (ferry serve --help lists every option)
+  ferry admin --data DIR SUBCOMMAND …
+        administer a running server through DIR/admin.sock (ferry admin --help)
+  ferry audit verify|log --data DIR …
+        check and read the audit log (ferry audit --help)
+  ferry version
+`
+
+// Version is the program version, set at build time.
+var Version = "dev"
+
+// Run runs the ferry command with args (without the program name).
+func Run(ctx context.Context, args []string, env Env) error {
+	if len(args) == 0 {
+		io.WriteString(env.Stderr, usage)
+		return &UsageError{Msg: "no command given"}
+	}
+	switch args[0] {
+	case "serve":
+		return runServe(ctx, args[1:], env)
+	case "admin":
+		return runAdmin(ctx, args[1:], env)
+	case "audit":
+		return runAudit(ctx, args[1:], env)
+	case "version", "--version":
+		fmt.Fprintln(env.Stdout, "ferry", Version)
+		return nil
+	case "help", "-h", "--help":
+		io.WriteString(env.Stdout, usage)
+		return nil
+	}
+	io.WriteString(env.Stderr, usage)
+	return usagef("unknown command %q", args[0])
+}
+
+// parseInterspersed parses flags that may appear before, between or after
+// positional arguments, and returns the positional ones.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, &UsageError{Msg: err.Error()}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// newFlags returns a FlagSet that reports errors instead of exiting.
+func newFlags(name string, env Env) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	return fs
+}
+
+// multiFlag collects a repeatable string flag.
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }

@@ -1,0 +1,242 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"ferry.dev/ferry/internal/admin"
+	"ferry.dev/ferry/internal/audit"
+	"ferry.dev/ferry/internal/auth"
+	"ferry.dev/ferry/internal/blob/local"
+	"ferry.dev/ferry/internal/config"
+	"ferry.dev/ferry/internal/db"
+	"ferry.dev/ferry/internal/httpd"
+	"ferry.dev/ferry/internal/keys"
+	"ferry.dev/ferry/internal/transfer"
+)
+
+// SetupCodeTTL is how long the first-administrator setup code is valid.
+const SetupCodeTTL = time.Hour
+
+func runServe(ctx context.Context, args []string, env Env) error {
+	cfg, err := config.Load(args, env.Getenv, os.ReadFile, env.Stderr)
+	if err != nil {
+		if err.Error() == "flag: help requested" {
+			return nil
+		}
+		return &UsageError{Msg: err.Error()}
+	}
+	var level slog.Level
+	level.UnmarshalText([]byte(cfg.LogLevel))
+	logger := slog.New(slog.NewTextHandler(env.Stderr, &slog.HandlerOptions{Level: level}))
+	return serve(ctx, cfg, env, logger)
+}
+
+// serve runs the server until ctx is done, then shuts down gracefully.
+func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger) error {
+	now := time.Now
+	if err := ensureDir(cfg.Data); err != nil {
+		return err
+	}
+	keyDir := filepath.Join(cfg.Data, "keys")
+	if err := ensureDir(keyDir); err != nil {
+		return err
+	}
+	if err := ensureDir(filepath.Join(cfg.Data, "audit")); err != nil {
+		return err
+	}
+
+	d, err := db.Open(ctx, cfg.DSN())
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer d.Close()
+	keks, err := keys.NewFileKEK(keyDir, rand.Reader)
+	if err != nil {
+		return fmt.Errorf("key-encryption keys: %w", err)
+	}
+	signer, _, err := audit.LoadOrCreateKey(keyDir, "ferry-audit", rand.Reader)
+	if err != nil {
+		return fmt.Errorf("audit signing key: %w", err)
+	}
+	alog, err := audit.Open(ctx, d, signer, filepath.Join(cfg.Data, "audit", "checkpoint"), now, logger)
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	defer alog.Close()
+	blobs, err := local.New(filepath.Join(cfg.Data, "blobs"))
+	if err != nil {
+		return fmt.Errorf("blob store: %w", err)
+	}
+	defer blobs.Close()
+	if err := blobs.CleanTemp(24 * time.Hour); err != nil {
+		logger.Warn("cleaning temporary blobs", "err", err)
+	}
+
+	metrics := httpd.NewMetrics(func() float64 { return float64(alog.Appends()) })
+	au := auth.New(d, alog, now, rand.Reader, logger)
+	tr := transfer.New(transfer.Config{DB: d, Blobs: blobs, KEKs: keks, Audit: alog, Now: now, Rand: rand.Reader, Logger: logger,
+		Metrics: transfer.Metrics{Transfer: metrics.Transfer}})
+	ad := admin.New(d, au, tr, keks, alog, now, rand.Reader, logger)
+
+	cert, err := loadOrCreateCert(cfg, now())
+	if err != nil {
+		return err
+	}
+	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+
+	ready := func(ctx context.Context) error { return d.Ping(ctx) }
+	public := httpd.NewPublicHandler(logger, httpd.PublicConfig{MaxUpload: cfg.MaxUpload, Ready: ready}, tr, au, metrics)
+	adminH := httpd.NewAdminHandler(logger, httpd.AdminConfig{Ready: ready}, ad, au, metrics)
+	socketH := httpd.NewAdminSocketHandler(logger, httpd.AdminConfig{Ready: ready}, ad, au, metrics)
+
+	publicLn, err := net.Listen("tcp", cfg.PublicAddr)
+	if err != nil {
+		return fmt.Errorf("public listener: %w", err)
+	}
+	adminLn, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		publicLn.Close()
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	sockPath := filepath.Join(cfg.Data, "admin.sock")
+	sockLn, err := listenSocket(sockPath)
+	if err != nil {
+		publicLn.Close()
+		adminLn.Close()
+		return err
+	}
+
+	errLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
+	servers := []struct {
+		srv *http.Server
+		ln  net.Listener
+		tls bool
+	}{
+		{&http.Server{Handler: public, ReadHeaderTimeout: 20 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ErrorLog: errLog}, publicLn, true},
+		{&http.Server{Handler: adminH, ReadHeaderTimeout: 20 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ErrorLog: errLog}, adminLn, true},
+		{&http.Server{Handler: socketH, ReadHeaderTimeout: 20 * time.Second, ErrorLog: errLog}, sockLn, false},
+	}
+	errc := make(chan error, len(servers))
+	for _, s := range servers {
+		s.srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
+		go func() {
+			var err error
+			if s.tls {
+				s.srv.TLSConfig = tlsCfg
+				err = s.srv.ServeTLS(s.ln, "", "")
+			} else {
+				err = s.srv.Serve(s.ln)
+			}
+			if !errors.Is(err, http.ErrServerClosed) {
+				errc <- err
+			}
+		}()
+	}
+	fmt.Fprintf(env.Stderr, "ferry: public listener https://%s\n", publicLn.Addr())
+	fmt.Fprintf(env.Stderr, "ferry: admin listener https://%s\n", adminLn.Addr())
+	fmt.Fprintf(env.Stderr, "ferry: admin socket %s\n", sockPath)
+	fmt.Fprintf(env.Stderr, "ferry: data directory %s (database: %s)\n", cfg.Data, d.Dialect())
+
+	if n, err := d.CountServerAdmins(ctx); err != nil {
+		return err
+	} else if n == 0 {
+		code, err := au.NewSetupCode(ctx, SetupCodeTTL)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(env.Stderr, "ferry: no administrator yet. Within 1 hour, open this single-use link from this machine to create one:\nferry: setup https://%s/setup?code=%s\n", adminLn.Addr(), code)
+	}
+
+	var wg sync.WaitGroup
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sweep(sweepCtx, tr, cfg.SweepInterval, logger)
+	}()
+	fmt.Fprintln(env.Stderr, "ferry: ready")
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down", "grace", cfg.ShutdownTimeout)
+	case runErr = <-errc:
+		logger.Error("listener failed", "err", runErr)
+	}
+	stopSweep()
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	for _, s := range servers {
+		if err := s.srv.Shutdown(shutCtx); err != nil {
+			s.srv.Close()
+		}
+	}
+	wg.Wait()
+	os.Remove(sockPath)
+	if err := alog.Close(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("closing audit log: %w", err)
+	}
+	fmt.Fprintln(env.Stderr, "ferry: stopped")
+	return runErr
+}
+
+// sweep crypto-shreds expired files every interval.
+func sweep(ctx context.Context, tr *transfer.Service, every time.Duration, logger *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if n, err := tr.Sweep(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("retention sweep", "err", err)
+		} else if n > 0 {
+			logger.Info("retention sweep shredded expired files", "files", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// ensureDir creates dir with mode 0700, or tightens an existing one to it.
+func ensureDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	return os.Chmod(dir, 0o700)
+}
+
+// listenSocket listens on the admin socket with mode 0600, removing a stale
+// socket left by a crashed server but refusing to steal a live one.
+func listenSocket(path string) (net.Listener, error) {
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("another ferry server is already running on this data directory (%s answers)", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale admin socket: %w", err)
+	}
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}

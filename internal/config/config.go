@@ -1,0 +1,202 @@
+// Package config holds the server's configuration and reads it from, in
+// order of precedence, command-line flags, FERRY_* environment variables and
+// a config file of "key = value" lines. It has no package-level state.
+package config
+
+import (
+	"bufio"
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the configuration of `ferry serve`.
+type Config struct {
+	Data            string        // data directory
+	PublicAddr      string        // public HTTPS listener
+	SFTPAddr        string        // SFTP listener
+	AdminAddr       string        // admin HTTPS listener (loopback by default)
+	DB              string        // database DSN; empty: SQLite at Data/ferry.db
+	TLSCert         string        // PEM certificate; empty: Data/tls/cert.pem, generated
+	TLSKey          string        // PEM key
+	MaxUpload       int64         // largest accepted upload body, bytes
+	SweepInterval   time.Duration // how often expired files are shredded
+	ShutdownTimeout time.Duration // how long in-flight requests get at shutdown
+	AdminRemote     bool          // allow a non-loopback admin listener
+	LogLevel        string        // debug, info, warn, error
+}
+
+// option describes one setting: its flag and config-file key, its
+// environment variable and default.
+type option struct {
+	key, env, def, usage string
+	set              func(c *Config, v string) error
+}
+
+func str(p func(c *Config) *string) func(*Config, string) error {
+	return func(c *Config, v string) error { *p(c) = v; return nil }
+}
+
+var options = []option{
+	{"data", "FERRY_DATA", "./ferry-data", "data directory", str(func(c *Config) *string { return &c.Data })},
+	{"public-addr", "FERRY_PUBLIC_ADDR", "127.0.0.1:8443", "public HTTPS listen address", str(func(c *Config) *string { return &c.PublicAddr })},
+	{"sftp-addr", "FERRY_SFTP_ADDR", "127.0.0.1:2222", "SFTP listen address", str(func(c *Config) *string { return &c.SFTPAddr })},
+	{"admin-addr", "FERRY_ADMIN_ADDR", "127.0.0.1:9443", "admin HTTPS listen address (loopback unless admin-remote)", str(func(c *Config) *string { return &c.AdminAddr })},
+	{"db", "FERRY_DB", "", "database: postgres://… for PostgreSQL; default SQLite at DATA/ferry.db", str(func(c *Config) *string { return &c.DB })},
+	{"tls-cert", "FERRY_TLS_CERT", "", "TLS certificate (PEM); default DATA/tls/cert.pem, self-signed", str(func(c *Config) *string { return &c.TLSCert })},
+	{"tls-key", "FERRY_TLS_KEY", "", "TLS private key (PEM)", str(func(c *Config) *string { return &c.TLSKey })},
+	{"max-upload", "FERRY_MAX_UPLOAD", "1099511627776", "largest upload in bytes", func(c *Config, v string) (err error) {
+		c.MaxUpload, err = strconv.ParseInt(v, 10, 64)
+		return err
+	}},
+	{"sweep-interval", "FERRY_SWEEP_INTERVAL", "1m", "how often expired files are crypto-shredded", func(c *Config, v string) (err error) {
+		c.SweepInterval, err = time.ParseDuration(v)
+		return err
+	}},
+	{"shutdown-timeout", "FERRY_SHUTDOWN_TIMEOUT", "30s", "grace period for in-flight requests at shutdown", func(c *Config, v string) (err error) {
+		c.ShutdownTimeout, err = time.ParseDuration(v)
+		return err
+	}},
+	{"admin-remote", "FERRY_ADMIN_REMOTE", "false", "allow the admin listener on a non-loopback address", func(c *Config, v string) (err error) {
+		c.AdminRemote, err = strconv.ParseBool(v)
+		return err
+	}},
+	{"log-level", "FERRY_LOG_LEVEL", "info", "log level: debug, info, warn, error", str(func(c *Config) *string { return &c.LogLevel })},
+}
+
+// Load reads the configuration of `ferry serve` from args (flags), getenv and
+// the config file named by --config or FERRY_CONFIG, read with readFile.
+// Flags win over the environment, which wins over the file.
+func Load(args []string, getenv func(string) string, readFile func(string) ([]byte, error), usage io.Writer) (*Config, error) {
+	fs := flag.NewFlagSet("ferry serve", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	flags := map[string]*string{}
+	for _, o := range options {
+		flags[o.key] = fs.String(o.key, o.def, o.usage+" ($"+o.env+")")
+	}
+	cfgFile := fs.String("config", "", "config file of key = value lines ($FERRY_CONFIG)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	path := *cfgFile
+	if path == "" {
+		path = getenv("FERRY_CONFIG")
+	}
+	file := map[string]string{}
+	if path != "" {
+		b, err := readFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config file: %w", err)
+		}
+		if file, err = Parse(bytes.NewReader(b)); err != nil {
+			return nil, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	c := &Config{}
+	for _, o := range options {
+		v, src := o.def, "default"
+		if fv, ok := file[o.key]; ok {
+			v, src = fv, "config file"
+		}
+		if ev := getenv(o.env); ev != "" {
+			v, src = ev, "$"+o.env
+		}
+		if set[o.key] {
+			v, src = *flags[o.key], "flag --"+o.key
+		}
+		if err := o.set(c, v); err != nil {
+			return nil, fmt.Errorf("%s: bad value %q for %s", src, v, o.key)
+		}
+	}
+	return c, c.Validate()
+}
+
+// Parse reads a config file: "key = value" lines, "#" comments, blank lines.
+// Unknown keys are an error.
+func Parse(r io.Reader) (map[string]string, error) {
+	known := map[string]bool{}
+	for _, o := range options {
+		known[o.key] = true
+	}
+	out := map[string]string{}
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		k, v = strings.TrimSpace(k), strings.Trim(strings.TrimSpace(v), `"`)
+		if !ok {
+			return nil, fmt.Errorf("line %d: want key = value", n)
+		}
+		if !known[k] {
+			return nil, fmt.Errorf("line %d: unknown key %q", n, k)
+		}
+		out[k] = v
+	}
+	return out, sc.Err()
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.Data == "" {
+		return fmt.Errorf("data directory must not be empty")
+	}
+	for _, a := range []struct{ name, addr string }{{"public-addr", c.PublicAddr}, {"sftp-addr", c.SFTPAddr}, {"admin-addr", c.AdminAddr}} {
+		if _, _, err := net.SplitHostPort(a.addr); err != nil {
+			return fmt.Errorf("%s %q: want HOST:PORT", a.name, a.addr)
+		}
+	}
+	if !c.AdminRemote && !IsLoopback(c.AdminAddr) {
+		return fmt.Errorf("admin-addr %q is not a loopback address; the admin plane stays off the network unless admin-remote = true", c.AdminAddr)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("tls-cert and tls-key go together")
+	}
+	if c.MaxUpload <= 0 {
+		return fmt.Errorf("max-upload must be positive")
+	}
+	if c.SweepInterval <= 0 || c.ShutdownTimeout < 0 {
+		return fmt.Errorf("sweep-interval must be positive and shutdown-timeout not negative")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+// DSN returns the database DSN: the configured one, or the SQLite file in the
+// data directory.
+func (c *Config) DSN() string {
+	if c.DB != "" {
+		return c.DB
+	}
+	return filepath.Join(c.Data, "ferry.db")
+}
+
+// IsLoopback reports whether a HOST:PORT names a loopback host.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,56 @@
+package config
+
+import (
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPrecedence(t *testing.T) {
+	file := "# comment\ndata = /from/file\npublic-addr = 127.0.0.1:1\nsweep-interval = 5m\n"
+	env := map[string]string{"FERRY_PUBLIC_ADDR": "127.0.0.1:2", "FERRY_CONFIG": "/etc/ferry.conf"}
+	read := func(p string) ([]byte, error) {
+		if p != "/etc/ferry.conf" {
+			return nil, os.ErrNotExist
+		}
+		return []byte(file), nil
+	}
+	c, err := Load([]string{"--admin-addr", "[::1]:3"}, func(k string) string { return env[k] }, read, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Data != "/from/file" || c.PublicAddr != "127.0.0.1:2" || c.AdminAddr != "[::1]:3" || c.SweepInterval != 5*time.Minute || c.SFTPAddr != "127.0.0.1:2222" {
+		t.Fatalf("got %+v", c)
+	}
+	c, err = Load([]string{"--public-addr", "127.0.0.1:9"}, func(k string) string { return env[k] }, read, io.Discard)
+	if err != nil || c.PublicAddr != "127.0.0.1:9" {
+		t.Fatalf("flag does not win: %+v %v", c, err)
+	}
+	if c.DSN() != "/from/file/ferry.db" {
+		t.Fatalf("DSN = %q", c.DSN())
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	none := func(string) string { return "" }
+	for _, tc := range []struct {
+		args []string
+		file string
+		want string
+	}{
+		{[]string{"--admin-addr", "0.0.0.0:9443"}, "", "not a loopback"},
+		{[]string{"--public-addr", "nope"}, "", "HOST:PORT"},
+		{[]string{"--config", "x"}, "bogus = 1\n", "unknown key"},
+		{[]string{"--config", "x"}, "data\n", "key = value"},
+		{[]string{"--sweep-interval", "soon"}, "", "bad value"},
+		{[]string{"--tls-cert", "a.pem"}, "", "go together"},
+		{[]string{"extra"}, "", "unexpected argument"},
+	} {
+		_, err := Load(tc.args, none, func(string) ([]byte, error) { return []byte(tc.file), nil }, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err = %v, want %q", tc.args, err, tc.want)
+		}
+	}
+}

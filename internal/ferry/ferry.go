@@ -1,0 +1,247 @@
+// Package ferry is the vocabulary of the Ferry managed file transfer server:
+// organisations, users, parties, folders, files, permissions, audit events and
+// errors. It imports nothing of Ferry's own; every other package speaks it.
+package ferry
+
+import (
+	"strings"
+	"time"
+)
+
+// Org is an organisation: a tenant owning users, parties, folders and keys.
+type Org struct {
+	ID            string
+	Name          string
+	RetentionDays int // default expiry of new files, in days
+	Created       time.Time
+}
+
+// DefaultRetentionDays is the expiry given to files of an organisation that set
+// no policy (DESIGN invariant 8).
+const DefaultRetentionDays = 30
+
+// Role is a user's role within an organisation.
+type Role string
+
+// The roles. Admins hold every permission in their organisation; users and
+// externals hold only what grants give them.
+const (
+	RoleAdmin    Role = "admin"
+	RoleUser     Role = "user"
+	RoleExternal Role = "external"
+)
+
+// ParseRole parses a role name.
+func ParseRole(s string) (Role, error) {
+	switch r := Role(strings.ToLower(s)); r {
+	case RoleAdmin, RoleUser, RoleExternal:
+		return r, nil
+	}
+	return "", Errorf("ferry.ParseRole", Invalid, "unknown role %q (want admin, user or external)", s)
+}
+
+// User is a person (or system) that can authenticate.
+type User struct {
+	ID           string
+	OrgID        string
+	Email        string // unique across the server; lower-case
+	Role         Role
+	PartyID      string // for external users: the party they belong to
+	PasswordHash string // argon2id PHC string; empty when none is set
+	ServerAdmin  bool   // may administer every organisation
+	Disabled     bool
+	Created      time.Time
+}
+
+// Party is a customer or partner whose data an organisation holds.
+type Party struct {
+	ID       string
+	OrgID    string
+	Name     string
+	Contacts []string // notification email addresses
+	Created  time.Time
+}
+
+// Folder is a folder in an organisation's tree. The root folder has path "/"
+// and no parent.
+type Folder struct {
+	ID       string
+	OrgID    string
+	ParentID string
+	Name     string
+	Path     string // clean absolute path within the organisation
+	PartyID  string // the party whose data it holds; inherited when empty
+	Created  time.Time
+}
+
+// File is one stored file: content in an encrypted blob and its metadata.
+type File struct {
+	ID         string
+	OrgID      string
+	FolderID   string
+	Name       string
+	Path       string // clean absolute path within the organisation
+	Size       int64
+	SHA256     []byte // of the plaintext
+	BlobID     string
+	WrappedKey []byte // data key wrapped by the organisation's KEK
+	KEKID      string
+	UploaderID string
+	PartyID    string // effective party (from the folder tree) at write time
+	Created    time.Time
+	Modified   time.Time
+	Expires    time.Time
+	Hold       bool // legal hold: never expires while set
+}
+
+// Perm is a set of permissions on a folder and everything below it.
+type Perm uint8
+
+// The permissions.
+const (
+	PermList Perm = 1 << iota
+	PermRead
+	PermWrite
+	PermDelete
+	PermShare
+	PermManage
+
+	PermAll = PermList | PermRead | PermWrite | PermDelete | PermShare | PermManage
+)
+
+var permNames = []struct {
+	p    Perm
+	name string
+}{
+	{PermList, "list"}, {PermRead, "read"}, {PermWrite, "write"},
+	{PermDelete, "delete"}, {PermShare, "share"}, {PermManage, "manage"},
+}
+
+// ParsePerms parses a comma-separated list such as "list,read,write".
+func ParsePerms(s string) (Perm, error) {
+	var p Perm
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(strings.ToLower(f))
+		if f == "" {
+			continue
+		}
+		found := false
+		for _, n := range permNames {
+			if n.name == f {
+				p |= n.p
+				found = true
+			}
+		}
+		if !found {
+			return 0, Errorf("ferry.ParsePerms", Invalid, "unknown permission %q (want list, read, write, delete, share, manage)", f)
+		}
+	}
+	if p == 0 {
+		return 0, Errorf("ferry.ParsePerms", Invalid, "no permissions given")
+	}
+	return p, nil
+}
+
+// String returns the comma-separated names of the permissions in p.
+func (p Perm) String() string {
+	var names []string
+	for _, n := range permNames {
+		if p&n.p != 0 {
+			names = append(names, n.name)
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+// Has reports whether p includes every permission in q.
+func (p Perm) Has(q Perm) bool { return p&q == q }
+
+// Grant gives a user permissions on a folder and its descendants.
+type Grant struct {
+	FolderID string
+	UserID   string
+	Perms    Perm
+}
+
+// Token is an API token. Its secret is never stored, only a hash of it.
+type Token struct {
+	ID       string
+	UserID   string
+	Hash     []byte
+	Created  time.Time
+	Expires  time.Time // zero: never
+	Revoked  bool
+	LastUsed time.Time
+}
+
+// SSHKey is a user's SSH public key for SFTP.
+type SSHKey struct {
+	ID          string
+	UserID      string
+	Fingerprint string // SHA256:… as OpenSSH prints it
+	PublicKey   string // authorized_keys line
+	Comment     string
+	Created     time.Time
+}
+
+// Principal is who is acting: a user through a token or session, the local
+// operator through the admin socket, or the system itself (retention sweeps).
+type Principal struct {
+	UserID      string
+	Email       string
+	OrgID       string
+	Role        Role
+	ServerAdmin bool
+	TokenID     string // API token used, if any
+	SessionID   string // hashed-session id, if any
+	Remote      string // remote address, "unix" or "system"
+	Operator    bool   // the local operator on the admin socket (full power)
+	System      bool   // Ferry itself
+}
+
+// Name returns the principal as it appears in audit records.
+func (p *Principal) Name() string {
+	switch {
+	case p == nil:
+		return "anonymous"
+	case p.System:
+		return "system"
+	case p.Operator && p.Email == "":
+		return "operator"
+	}
+	return p.Email
+}
+
+// Outcome says how an audited action ended.
+type Outcome string
+
+// The outcomes.
+const (
+	OutcomeOK     Outcome = "ok"
+	OutcomeDenied Outcome = "denied"
+	OutcomeError  Outcome = "error"
+)
+
+// Event is one audit record, as appended to the transparency log.
+type Event struct {
+	Seq      int64     `json:"seq"`
+	Time     time.Time `json:"time"`
+	Action   string    `json:"action"`             // e.g. "file.read", "user.create"
+	Outcome  Outcome   `json:"outcome"`            // ok, denied, error
+	Actor    string    `json:"actor"`              // email, "operator" or "system"
+	ActorID  string    `json:"actor_id,omitempty"` // user id
+	Org      string    `json:"org,omitempty"`      // organisation name
+	OrgID    string    `json:"org_id,omitempty"`
+	Party    string    `json:"party,omitempty"` // party name
+	PartyID  string    `json:"party_id,omitempty"`
+	Object   string    `json:"object,omitempty"` // id of the file, user, token… acted on
+	Path     string    `json:"path,omitempty"`   // file or folder path
+	Remote   string    `json:"remote,omitempty"` // remote address
+	Session  string    `json:"session,omitempty"`
+	Token    string    `json:"token,omitempty"`
+	Bytes    int64     `json:"bytes,omitempty"`  // bytes read or written
+	Offset   int64     `json:"offset,omitempty"` // start of a ranged read
+	SHA256   string    `json:"sha256,omitempty"`
+	Detail   string    `json:"detail,omitempty"` // free text: error kind, new path, permissions…
+	Protocol string    `json:"protocol,omitempty"`
+}

@@ -1,0 +1,338 @@
+package transfer
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"ferry.dev/ferry/internal/audit"
+	"ferry.dev/ferry/internal/blob"
+	"ferry.dev/ferry/internal/db"
+	"ferry.dev/ferry/internal/ferry"
+	"ferry.dev/ferry/internal/keys"
+)
+
+// Service is the one path for file content (DESIGN invariant 1). Protocol
+// adapters call it with the acting principal; it checks grants, encrypts or
+// decrypts, stores, records metadata and appends the audit record.
+type Service struct {
+	db      *db.DB
+	blobs   blob.Backend
+	keks    keys.KEKProvider
+	log     *audit.Log
+	now     func() time.Time
+	rand    io.Reader
+	logger  *slog.Logger
+	metrics Metrics
+}
+
+// Metrics receives counts of finished transfers. Any field may be nil.
+type Metrics struct {
+	Transfer func(direction string, bytes int64) // "in" or "out"
+}
+
+// Config holds a Service's dependencies.
+type Config struct {
+	DB      *db.DB
+	Blobs   blob.Backend
+	KEKs    keys.KEKProvider
+	Audit   *audit.Log
+	Now     func() time.Time
+	Rand    io.Reader
+	Logger  *slog.Logger
+	Metrics Metrics
+}
+
+// New returns a transfer service.
+func New(c Config) *Service {
+	return &Service{db: c.DB, blobs: c.Blobs, keks: c.KEKs, log: c.Audit, now: c.Now, rand: c.Rand, logger: c.Logger, metrics: c.Metrics}
+}
+
+// access is what a principal may do at a path.
+type access struct {
+	perm    ferry.Perm
+	visible bool // the path is on the way to something the principal may see
+}
+
+// accessAt computes the principal's permissions on a clean path: organisation
+// admins and the operator hold every permission in their organisation; others
+// hold the union of their grants on the path and its ancestors.
+func (s *Service) accessAt(ctx context.Context, p *ferry.Principal, path string) (access, error) {
+	if p.Operator || p.System || p.Role == ferry.RoleAdmin {
+		return access{perm: ferry.PermAll, visible: true}, nil
+	}
+	grants, err := s.db.GrantsForUser(ctx, p.UserID)
+	if err != nil {
+		return access{}, err
+	}
+	var a access
+	for _, g := range grants {
+		switch {
+		case isAncestorOrSelf(g.Path, path):
+			a.perm |= g.Perms
+		case isAncestorOrSelf(path, g.Path):
+			a.visible = true
+		}
+	}
+	if a.perm != 0 {
+		a.visible = true
+	}
+	return a, nil
+}
+
+func isAncestorOrSelf(anc, p string) bool {
+	return anc == "/" || anc == p || strings.HasPrefix(p, anc+"/")
+}
+
+// check returns nil if the principal holds want at path; otherwise a NotExist
+// error when the path is invisible to them (no existence oracle), or a
+// Permission error, both audited as denied.
+func (s *Service) check(ctx context.Context, op string, p *ferry.Principal, ev *ferry.Event, path string, want ferry.Perm) error {
+	a, err := s.accessAt(ctx, p, path)
+	if err != nil {
+		return err
+	}
+	if a.perm.Has(want) {
+		return nil
+	}
+	ev.Outcome = ferry.OutcomeDenied
+	ev.Detail = "missing permission " + want.String()
+	if aerr := s.append(ctx, ev); aerr != nil {
+		return aerr
+	}
+	if !a.visible {
+		return ferry.E(op, ferry.NotExist, "no such file or folder")
+	}
+	return ferry.Errorf(op, ferry.Permission, "you need %q permission on %s", want.String(), path)
+}
+
+// event starts an audit event for an action by p.
+func (s *Service) event(p *ferry.Principal, action, path string) *ferry.Event {
+	return &ferry.Event{
+		Action: action, Outcome: ferry.OutcomeOK, Actor: p.Name(), ActorID: p.UserID, OrgID: p.OrgID,
+		Path: path, Remote: p.Remote, Session: p.SessionID, Token: p.TokenID,
+	}
+}
+
+// append fills in names and appends ev to the audit log.
+func (s *Service) append(ctx context.Context, ev *ferry.Event) error {
+	if ev.OrgID != "" && ev.Org == "" {
+		if o, err := s.db.OrgByID(ctx, ev.OrgID); err == nil {
+			ev.Org = o.Name
+		}
+	}
+	if ev.PartyID != "" && ev.Party == "" {
+		if pt, err := s.db.PartyByID(ctx, ev.PartyID); err == nil {
+			ev.Party = pt.Name
+		}
+	}
+	// The audit record must not be lost with a cancelled request.
+	return s.log.Append(context.WithoutCancel(ctx), ev)
+}
+
+// fail records a failed action and returns err.
+func (s *Service) fail(ctx context.Context, ev *ferry.Event, err error) error {
+	ev.Outcome = ferry.OutcomeError
+	ev.Detail = ferry.KindOf(err).String() + ": " + ferry.Message(err)
+	if aerr := s.append(ctx, ev); aerr != nil {
+		s.logger.Error("audit append failed", "action", ev.Action, "err", aerr)
+	}
+	return err
+}
+
+// clean validates a path and principal.
+func clean(op string, p *ferry.Principal, path string) (string, error) {
+	if p == nil || p.OrgID == "" {
+		return "", ferry.E(op, ferry.Unauthenticated, "authentication required")
+	}
+	return ferry.CleanPath(path)
+}
+
+// folderParty returns the effective party of a folder: its own, or the
+// nearest ancestor's.
+func (s *Service) folderParty(ctx context.Context, f *ferry.Folder) (string, error) {
+	for i := 0; i < ferry.MaxPathLen; i++ {
+		if f.PartyID != "" || f.ParentID == "" {
+			return f.PartyID, nil
+		}
+		parent, err := s.db.FolderByID(ctx, f.ParentID)
+		if err != nil {
+			return "", err
+		}
+		f = parent
+	}
+	return "", nil
+}
+
+// Put stores the content read from r as the file at path, replacing any
+// current version only once the new one is complete: a failed or cut-off
+// upload leaves no file and the old version intact. The parent folder must
+// exist and the principal needs write permission on it.
+func (s *Service) Put(ctx context.Context, p *ferry.Principal, path string, r io.Reader) (*ferry.File, error) {
+	const op = "transfer.Put"
+	path, err := clean(op, p, path)
+	if err != nil {
+		return nil, err
+	}
+	if path == "/" {
+		return nil, ferry.E(op, ferry.Invalid, "a file needs a name")
+	}
+	ev := s.event(p, "file.write", path)
+	parentPath, name := ferry.ParentPath(path)
+	if err := s.check(ctx, op, p, ev, parentPath, ferry.PermWrite); err != nil {
+		return nil, err
+	}
+	parent, err := s.db.FolderByPath(ctx, p.OrgID, parentPath)
+	if ferry.KindOf(err) == ferry.NotExist {
+		return nil, s.fail(ctx, ev, ferry.Errorf(op, ferry.NotExist, "folder %s does not exist", parentPath))
+	} else if err != nil {
+		return nil, s.fail(ctx, ev, err)
+	}
+	party, err := s.folderParty(ctx, parent)
+	if err != nil {
+		return nil, s.fail(ctx, ev, err)
+	}
+	ev.PartyID = party
+	org, err := s.db.OrgByID(ctx, p.OrgID)
+	if err != nil {
+		return nil, s.fail(ctx, ev, err)
+	}
+
+	now := s.now().UTC()
+	f := &ferry.File{
+		ID: ferry.NewID(s.rand), OrgID: p.OrgID, FolderID: parent.ID, Name: name, Path: path,
+		BlobID: blob.NewID(), UploaderID: p.UserID, PartyID: party, Created: now, Modified: now,
+		Expires: now.AddDate(0, 0, org.RetentionDays),
+	}
+	if f.UploaderID == "" {
+		f.UploaderID = p.Name()
+	}
+	ev.Object = f.ID
+	dek, err := keys.NewDataKey(s.rand)
+	if err != nil {
+		return nil, s.fail(ctx, ev, ferry.E(op, ferry.Internal, err))
+	}
+	defer clear(dek)
+	f.WrappedKey, f.KEKID, err = s.keks.Wrap(ctx, p.OrgID, dek, []byte(f.ID))
+	if err != nil {
+		return nil, s.fail(ctx, ev, err)
+	}
+	size, sum, err := s.writeBlob(ctx, f.BlobID, dek, r)
+	if err != nil {
+		return nil, s.fail(ctx, ev, err)
+	}
+	f.Size, f.SHA256 = size, sum
+	ev.Bytes, ev.SHA256 = size, hex.EncodeToString(sum)
+	old, err := s.db.PutFile(ctx, f, parentPath)
+	if err != nil {
+		s.deleteBlob(ctx, f.BlobID)
+		return nil, s.fail(ctx, ev, err)
+	}
+	if old != nil {
+		ev.Detail = "replaced previous version " + old.ID
+		s.deleteBlob(ctx, old.BlobID)
+	}
+	if s.metrics.Transfer != nil {
+		s.metrics.Transfer("in", size)
+	}
+	if err := s.append(ctx, ev); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// writeBlob encrypts r into a new blob, committing it only when r ended
+// cleanly. Plaintext exists only in memory, one segment at a time.
+func (s *Service) writeBlob(ctx context.Context, blobID string, dek []byte, r io.Reader) (int64, []byte, error) {
+	const op = "transfer.Put"
+	keyID, err := blobKeyID(blobID)
+	if err != nil {
+		return 0, nil, err
+	}
+	bw, err := s.blobs.Create(ctx, blobID)
+	if err != nil {
+		return 0, nil, err
+	}
+	ew, err := keys.NewWriter(bw, dek, keyID)
+	if err != nil {
+		bw.Abort()
+		return 0, nil, err
+	}
+	h := sha256.New()
+	n, err := copyBuffered(ctx, io.MultiWriter(ew, h), r)
+	if err == nil {
+		err = ew.Close()
+	}
+	if err == nil {
+		err = bw.Commit()
+	}
+	if err != nil {
+		bw.Abort()
+		return 0, nil, classifyReadErr(op, err)
+	}
+	return n, h.Sum(nil), nil
+}
+
+// copyBuffered copies with a 256 KiB buffer, stopping when ctx is done.
+func copyBuffered(ctx context.Context, dst io.Writer, src io.Reader) (int64, error) {
+	buf := make([]byte, 256<<10)
+	var n int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		m, rerr := src.Read(buf)
+		if m > 0 {
+			if _, err := dst.Write(buf[:m]); err != nil {
+				return n, err
+			}
+			n += int64(m)
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
+
+// classifyReadErr gives an error from reading an upload body or writing the
+// blob its kind.
+func classifyReadErr(op string, err error) error {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return ferry.E(op, ferry.TooLarge, fmt.Sprintf("the upload exceeds the limit of %d bytes", mbe.Limit), err)
+	case ferry.KindOf(err) != ferry.Other:
+		return err
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return ferry.E(op, ferry.Invalid, "upload cancelled", err)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return ferry.E(op, ferry.Invalid, "upload cut off before its end", err)
+	}
+	return ferry.E(op, ferry.Invalid, "upload interrupted", err)
+}
+
+func blobKeyID(blobID string) ([16]byte, error) {
+	var id [16]byte
+	b, err := hex.DecodeString(blobID)
+	if err != nil || len(b) != 16 {
+		return id, ferry.E("transfer.blobKeyID", ferry.Internal, "malformed blob id")
+	}
+	copy(id[:], b)
+	return id, nil
+}
+
+func (s *Service) deleteBlob(ctx context.Context, id string) {
+	if err := s.blobs.Delete(context.WithoutCancel(ctx), id); err != nil && ferry.KindOf(err) != ferry.NotExist {
+		s.logger.Error("delete blob", "blob", id, "err", err)
+	}
+}
