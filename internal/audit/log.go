@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,7 @@ type Log struct {
 	wdone  chan struct{} // closed when the writer has exited
 
 	appends atomic.Int64
+	batches atomic.Int64
 
 	f frontier // the tree's right edge; owned by the writer (and Open)
 
@@ -325,6 +327,10 @@ func (l *Log) writer() {
 	defer close(l.wdone)
 	for r := range l.queue {
 		batch, n := []*request{r}, len(r.data)
+		// The first sender woke this goroutine and handed it its CPU:
+		// yield once so that other ready callers can queue their records
+		// and share the transaction.
+		runtime.Gosched()
 	gather:
 		for n < maxBatch {
 			select {
@@ -338,6 +344,7 @@ func (l *Log) writer() {
 			}
 		}
 		l.commit(batch, n)
+		l.batches.Add(1)
 	}
 }
 
@@ -491,3 +498,5 @@ func (l *Log) Checkpoint(ctx context.Context) (*Checkpoint, error) {
 	l.last = c
 	return c, nil
 }
+
+func (l *Log) Batches() int64 { return l.batches.Load() }

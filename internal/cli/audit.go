@@ -124,7 +124,7 @@ func auditVerify(ctx context.Context, d *db.DB, dir, oldFile string, env Env) er
 	start := time.Now()
 	rep, err := audit.Verify(ctx, d, v, old, latest)
 	if err != nil {
-		return fmt.Errorf("audit log verification FAILED: %s", strings.TrimPrefix(ferry.Message(err), "audit.Verify: "))
+		return fmt.Errorf("audit log verification FAILED: %v", err)
 	}
 	msg := fmt.Sprintf("audit log OK: %d records, root %s", rep.Records, hex.EncodeToString(rep.Root[:])[:16])
 	if rep.Checkpoint != nil {
