@@ -1,8 +1,10 @@
+//go:debug fips140=on
+
 // Command ferry is the Ferry managed file transfer server and its
 // administration and audit tools. See the README.
+//
+// The binary runs with Go's FIPS 140-3 module enabled (DESIGN invariant 10).
 package main
-
-//go:debug fips140=on
 
 import (
 	"context"

@@ -182,4 +182,3 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	}
 	return time.Time{}, fmt.Errorf("%q is not RFC 3339, YYYY-MM-DD or a duration", s)
 }
-

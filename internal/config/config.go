@@ -36,7 +36,7 @@ type Config struct {
 // environment variable and default.
 type option struct {
 	key, env, def, usage string
-	set              func(c *Config, v string) error
+	set                  func(c *Config, v string) error
 }
 
 func str(p func(c *Config) *string) func(*Config, string) error {

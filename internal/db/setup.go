@@ -46,7 +46,9 @@ type Tx struct {
 }
 
 // CreateOrg stores an organisation and its root folder inside the transaction.
-func (t *Tx) CreateOrg(o *ferry.Org, rootFolderID string) error { return createOrg(t.ctx, t.tx, o, rootFolderID) }
+func (t *Tx) CreateOrg(o *ferry.Org, rootFolderID string) error {
+	return createOrg(t.ctx, t.tx, o, rootFolderID)
+}
 
 // CreateUser stores a user inside the transaction.
 func (t *Tx) CreateUser(u *ferry.User) error { return createUser(t.ctx, t.tx, u) }

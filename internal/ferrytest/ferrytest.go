@@ -271,4 +271,3 @@ func Expect(t testing.TB, res *http.Response, status int) string {
 	}
 	return b
 }
-

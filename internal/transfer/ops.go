@@ -323,4 +323,3 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 		}
 	}
 }
-
