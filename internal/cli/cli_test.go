@@ -234,6 +234,8 @@ func TestAuditVerifyAndLog(t *testing.T) {
 	}
 }
 
+func startServer(t *testing.T) *ferrytest.Server { return ferrytest.Start(t) }
+
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func TestMetricsOnlyOnAdmin(t *testing.T) {

@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# Ferry's test command (`make test`). On a fresh Debian machine it installs what
+# is missing, runs the static checks, starts a private PostgreSQL and runs the
+# whole Go test suite with the race detector. Nothing is skipped: a missing tool
+# that cannot be installed is a failure.
+#
+#   scripts/test.sh          full: installs, checks, go test -race ./...
+#   scripts/test.sh short    checks, then go test -short ./... (no -race)
+#   scripts/test.sh lint     installs and checks only (gofmt, vet, staticcheck, tidy)
+#
+# PKGS (default ./...) limits the packages go test runs.
+# Tools built here are cached outside the clone, keyed by version, in
+# ${XDG_CACHE_HOME:-$HOME/.cache}/ferry-tools.
+set -euo pipefail
+
+STATICCHECK_VERSION=v0.8.2 # supports Go 1.26 (its go.mod says go 1.26.0)
+GO_TEST_TIMEOUT=40m
+
+mode=${1:-full}
+case "$mode" in full | short | lint) ;; *)
+  echo "usage: scripts/test.sh [full|short|lint]" >&2
+  exit 2
+  ;;
+esac
+PKGS=${PKGS:-./...}
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$PWD
+start_all=$SECONDS
+
+say() { printf '==> %s\n' "$*"; }
+die() {
+  printf 'test.sh: %s\n' "$*" >&2
+  exit 1
+}
+
+failed=()
+# step NAME CMD... runs one check, times it, and records a failure without
+# stopping, so that one run reports every problem.
+step() {
+  local name=$1 t=$SECONDS
+  shift
+  say "$name"
+  if "$@"; then
+    say "$name: ok ($((SECONDS - t))s)"
+  else
+    say "$name: FAILED ($((SECONDS - t))s)"
+    failed+=("$name")
+  fi
+}
+
+# ---------------------------------------------------------------- prerequisites
+
+command -v go >/dev/null 2>&1 || die "go is not on PATH (Go $(sed -n 's/^go //p' go.mod) is needed)"
+say "$(go version) on $(nproc) cores; mode $mode"
+
+pgbin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true; }
+ssh_ok() { ssh -V >/dev/null 2>&1 && command -v sftp >/dev/null 2>&1; }
+
+apt_updated=
+apt_install() { # apt_install [--reinstall] PKG...
+  if [ "$(id -u)" != 0 ]; then
+    die "missing: $*; install it with: sudo apt-get update && sudo apt-get install -y --no-install-recommends $*"
+  fi
+  if [ -z "$apt_updated" ]; then
+    say "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null || die "apt-get update failed"
+    apt_updated=1
+  fi
+  say "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" </dev/null ||
+    die "apt-get install $* failed"
+}
+
+install_prereqs() {
+  local missing=()
+  if [ "$mode" = lint ]; then return 0; fi
+  [ -n "$(pgbin)" ] && [ -x "$(pgbin)/initdb" ] || missing+=(postgresql)
+  command -v curl >/dev/null 2>&1 || missing+=(curl)
+  if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
+  # openssh-client is sometimes half-installed on these images (TESTING.md).
+  if ! ssh_ok; then
+    apt_install --reinstall openssh-client
+    ssh_ok || die "ssh/sftp still do not work after reinstalling openssh-client"
+  fi
+  [ -n "$(pgbin)" ] && [ -x "$(pgbin)/initdb" ] || die "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin after installing postgresql"
+  say "prerequisites: $(curl --version | head -n 1 | cut -d' ' -f1-2), $(ssh -V 2>&1), PostgreSQL $(basename "$(dirname "$(pgbin)")")"
+}
+
+# staticcheck is built once per (staticcheck version, Go version) into a cache
+# outside the clone.
+tools="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/ferry-tools"
+staticcheck_bin() {
+  local dir="$tools/staticcheck-$STATICCHECK_VERSION-$(go env GOVERSION)"
+  if [ ! -x "$dir/staticcheck" ]; then
+    say "building staticcheck $STATICCHECK_VERSION into $dir (once)"
+    local tmp
+    mkdir -p "$tools"
+    tmp=$(mktemp -d "$tools/.build.XXXXXX")
+    GOBIN="$tmp" GOFLAGS=-buildvcs=false go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" >&2 || {
+      rm -rf "$tmp"
+      return 1
+    }
+    mkdir -p "$dir"
+    mv -f "$tmp/staticcheck" "$dir/staticcheck"
+    rm -rf "$tmp"
+  fi
+  echo "$dir/staticcheck"
+}
+
+# ---------------------------------------------------------------- checks
+
+go_files() {
+  find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -not -path './vendor/*' -not -path './bin/*' -print
+}
+
+check_gofmt() {
+  local out
+  out=$(go_files | xargs -r gofmt -l) || return 1
+  if [ -n "$out" ]; then
+    echo "gofmt: these files are not formatted (run make fmt):"
+    printf '  %s\n' $out
+    return 1
+  fi
+}
+
+check_staticcheck() {
+  local bin
+  bin=$(staticcheck_bin) || return 1
+  "$bin" -version
+  "$bin" ./...
+}
+
+check_tidy() {
+  if ! go mod tidy -diff; then
+    echo "go.mod/go.sum are not tidy: run go mod tidy"
+    return 1
+  fi
+}
+
+# ---------------------------------------------------------------- PostgreSQL
+
+tmp=
+pg_dir=
+cleanup() {
+  local rc=$?
+  if [ -n "$pg_dir" ]; then
+    # Quiet on success, so that go test's closing lines stay the last ones.
+    "$root/scripts/postgres.sh" stop "$pg_dir" || echo "test.sh: stopping PostgreSQL failed" >&2
+  fi
+  [ -z "$tmp" ] || rm -rf "$tmp"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start_postgres() {
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/ferry-test.XXXXXX")
+  chmod 755 "$tmp" # the postgres user must reach $tmp/pg
+  local port dsn
+  for port in 55432 $(shuf -i 55433-56431 -n 20); do
+    port_free "$port" || continue
+    pg_dir="$tmp/pg"
+    if dsn=$("$root/scripts/postgres.sh" start "$pg_dir" "$port"); then
+      export FERRY_TEST_POSTGRES="$dsn"
+      say "PostgreSQL running at $dsn (data in $pg_dir)"
+      return 0
+    fi
+    "$root/scripts/postgres.sh" stop "$pg_dir" || true
+    pg_dir=
+  done
+  echo "test.sh: could not start PostgreSQL on any port" >&2
+  return 1
+}
+
+# ---------------------------------------------------------------- run
+
+step prerequisites install_prereqs
+[ ${#failed[@]} -eq 0 ] || die "prerequisites missing"
+
+step "gofmt -l" check_gofmt
+step "go vet ./..." go vet ./...
+step "staticcheck ./..." check_staticcheck
+step "go mod tidy -diff" check_tidy
+
+if [ "$mode" = lint ]; then
+  if [ ${#failed[@]} -gt 0 ]; then die "FAILED after $((SECONDS - start_all))s: ${failed[*]}"; fi
+  say "lint passed in $((SECONDS - start_all))s"
+  exit 0
+fi
+
+start_postgres || die "could not start PostgreSQL"
+if [ "$mode" = full ]; then
+  testargs=(-race -count=1 -timeout "$GO_TEST_TIMEOUT")
+else
+  testargs=(-short -count=1 -timeout "$GO_TEST_TIMEOUT")
+fi
+if [ ${#failed[@]} -gt 0 ]; then
+  say "checks FAILED: ${failed[*]}; running the tests anyway"
+else
+  say "checks passed in $((SECONDS - start_all))s"
+fi
+# CI is passed through: under CI, tests that lack something fail instead of
+# skipping. On success nothing is printed after go test, so its closing
+# ok lines are the last lines of the run.
+say "go test ${testargs[*]} $PKGS"
+t=$SECONDS
+test_rc=0
+go test "${testargs[@]}" $PKGS || test_rc=$?
+if [ $test_rc -ne 0 ]; then failed+=("go test (exit $test_rc after $((SECONDS - t))s)"); fi
+if [ ${#failed[@]} -gt 0 ]; then
+  die "FAILED after $((SECONDS - start_all))s: $(IFS=,; echo "${failed[*]}")"
+fi
