@@ -35,6 +35,12 @@ die() {
 }
 
 failed=()
+join() { # join ITEM... prints the items separated by "; "
+  local out=$1
+  shift
+  for x in "$@"; do out+="; $x"; done
+  printf '%s' "$out"
+}
 # step NAME CMD... runs one check, times it, and records a failure without
 # stopping, so that one run reports every problem.
 step() {
@@ -60,7 +66,7 @@ ssh_ok() { ssh -V >/dev/null 2>&1 && command -v sftp >/dev/null 2>&1; }
 apt_updated=
 apt_install() { # apt_install [--reinstall] PKG...
   if [ "$(id -u)" != 0 ]; then
-    die "missing: $*; install it with: sudo apt-get update && sudo apt-get install -y --no-install-recommends $*"
+    die "missing or broken: ${*#--reinstall }; not root, so install it yourself: sudo apt-get update && sudo apt-get install -y --no-install-recommends $*"
   fi
   if [ -z "$apt_updated" ]; then
     say "apt-get update"
@@ -88,12 +94,13 @@ install_prereqs() {
 }
 
 # staticcheck is built once per (staticcheck version, Go version) into a cache
-# outside the clone.
+# outside the clone. Prints the binary's path on stdout, everything else on
+# stderr.
 tools="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/ferry-tools"
 staticcheck_bin() {
   local dir="$tools/staticcheck-$STATICCHECK_VERSION-$(go env GOVERSION)"
   if [ ! -x "$dir/staticcheck" ]; then
-    say "building staticcheck $STATICCHECK_VERSION into $dir (once)"
+    say "building staticcheck $STATICCHECK_VERSION into $dir (once)" >&2
     local tmp
     mkdir -p "$tools"
     tmp=$(mktemp -d "$tools/.build.XXXXXX")
@@ -142,8 +149,14 @@ check_tidy() {
 
 tmp=
 pg_dir=
+test_pid=
 cleanup() {
   local rc=$?
+  if [ -n "$test_pid" ] && kill -0 "$test_pid" 2>/dev/null; then
+    echo "test.sh: stopping go test (process group $test_pid)" >&2
+    kill -TERM -- "-$test_pid" 2>/dev/null || true
+    wait "$test_pid" 2>/dev/null || true
+  fi
   if [ -n "$pg_dir" ]; then
     # Quiet on success, so that go test's closing lines stay the last ones.
     "$root/scripts/postgres.sh" stop "$pg_dir" || echo "test.sh: stopping PostgreSQL failed" >&2
@@ -187,7 +200,7 @@ step "staticcheck ./..." check_staticcheck
 step "go mod tidy -diff" check_tidy
 
 if [ "$mode" = lint ]; then
-  if [ ${#failed[@]} -gt 0 ]; then die "FAILED after $((SECONDS - start_all))s: ${failed[*]}"; fi
+  if [ ${#failed[@]} -gt 0 ]; then die "FAILED after $((SECONDS - start_all))s: $(join "${failed[@]}")"; fi
   say "lint passed in $((SECONDS - start_all))s"
   exit 0
 fi
@@ -209,8 +222,14 @@ fi
 say "go test ${testargs[*]} $PKGS"
 t=$SECONDS
 test_rc=0
-go test "${testargs[@]}" $PKGS || test_rc=$?
+# In the background and in its own process group, so that a TERM or INT to
+# this script is handled at once: the trap stops go test and the test
+# binaries it started, then PostgreSQL.
+setsid -w go test "${testargs[@]}" $PKGS &
+test_pid=$!
+wait "$test_pid" || test_rc=$?
+test_pid=
 if [ $test_rc -ne 0 ]; then failed+=("go test (exit $test_rc after $((SECONDS - t))s)"); fi
 if [ ${#failed[@]} -gt 0 ]; then
-  die "FAILED after $((SECONDS - start_all))s: $(IFS=,; echo "${failed[*]}")"
+  die "FAILED after $((SECONDS - start_all))s: $(join "${failed[@]}")"
 fi

@@ -131,10 +131,12 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	errc := make(chan error, len(servers))
 	for _, s := range servers {
 		s.srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
+		if s.tls {
+			s.srv.TLSConfig = tlsCfg.Clone()
+		}
 		go func() {
 			var err error
 			if s.tls {
-				s.srv.TLSConfig = tlsCfg
 				err = s.srv.ServeTLS(s.ln, "", "")
 			} else {
 				err = s.srv.Serve(s.ln)
