@@ -77,7 +77,7 @@ func BenchmarkAuditAppend(b *testing.B) {
 		})
 	}
 	wg.Wait()
-	b.ReportMetric(float64(b.N)/float64(l.Batches()), "rec/batch")
+	b.ReportMetric(float64(b.N)/float64(l.Commits()), "rec/batch")
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 }
 

@@ -1,12 +1,14 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"io/fs"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
@@ -52,7 +54,7 @@ type Log struct {
 	wdone  chan struct{} // closed when the writer has exited
 
 	appends atomic.Int64
-	batches atomic.Int64
+	commits atomic.Int64
 
 	f frontier // the tree's right edge; owned by the writer (and Open)
 
@@ -102,6 +104,11 @@ func Open(ctx context.Context, d *db.DB, signer note.Signer, checkpointFile stri
 		kick:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		ckdone:   make(chan struct{}),
+	}
+	if checkpointFile != "" {
+		if err := os.MkdirAll(filepath.Dir(checkpointFile), 0o755); err != nil {
+			return nil, ferry.E(op, ferry.Internal, err)
+		}
 	}
 	if err := l.load(ctx); err != nil {
 		return nil, ferry.E(op, err)
@@ -256,6 +263,9 @@ func (l *Log) AppendBatch(ctx context.Context, evs []*ferry.Event) error {
 		if err != nil {
 			return ferry.E(op, ferry.Invalid, err)
 		}
+		if !bytes.HasPrefix(b, []byte(zeroSeq+",")) {
+			return ferry.Errorf(op, ferry.Internal, "event JSON does not start with %s", zeroSeq)
+		}
 		r.data[i] = b
 	}
 	if err := ctx.Err(); err != nil {
@@ -290,6 +300,10 @@ func (l *Log) AppendBatch(ctx context.Context, evs []*ferry.Event) error {
 // Appends returns the number of records this Log has appended since Open,
 // for metrics.
 func (l *Log) Appends() int64 { return l.appends.Load() }
+
+// Commits returns the number of transactions this Log has committed since
+// Open: Appends()/Commits() is the mean group-commit batch.
+func (l *Log) Commits() int64 { return l.commits.Load() }
 
 // Size returns the number of committed records in the log.
 func (l *Log) Size() int64 {
@@ -328,23 +342,25 @@ func (l *Log) writer() {
 	for r := range l.queue {
 		batch, n := []*request{r}, len(r.data)
 		// The first sender woke this goroutine and handed it its CPU:
-		// yield once so that other ready callers can queue their records
-		// and share the transaction.
-		runtime.Gosched()
-	gather:
-		for n < maxBatch {
-			select {
-			case r, ok := <-l.queue:
-				if !ok {
+		// yield so that other ready callers can queue their records and
+		// share the transaction, for as long as more keep arriving.
+		for more := true; more && n < maxBatch; {
+			runtime.Gosched()
+			more = false
+		gather:
+			for n < maxBatch {
+				select {
+				case r, ok := <-l.queue:
+					if !ok {
+						break gather
+					}
+					batch, n, more = append(batch, r), n+len(r.data), true
+				default:
 					break gather
 				}
-				batch, n = append(batch, r), n+len(r.data)
-			default:
-				break gather
 			}
 		}
 		l.commit(batch, n)
-		l.batches.Add(1)
 	}
 }
 
@@ -352,8 +368,10 @@ func (l *Log) writer() {
 func (l *Log) commit(batch []*request, n int) {
 	ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 	defer cancel()
-	var err error
-	first := l.f.n
+	var (
+		err   error
+		first int64
+	)
 	for attempt := 0; ; attempt++ {
 		first = l.f.n
 		err = l.write(ctx, batch, n)
@@ -372,6 +390,7 @@ func (l *Log) commit(batch []*request, n int) {
 		l.tree = tlog.Tree{N: l.f.n, Hash: l.f.root()}
 		l.treeMu.Unlock()
 		l.appends.Add(int64(n))
+		l.commits.Add(1)
 	}
 	for _, r := range batch {
 		r.first, r.err = first, err
@@ -498,5 +517,3 @@ func (l *Log) Checkpoint(ctx context.Context) (*Checkpoint, error) {
 	l.last = c
 	return c, nil
 }
-
-func (l *Log) Batches() int64 { return l.batches.Load() }

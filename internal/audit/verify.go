@@ -3,7 +3,6 @@ package audit
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -120,7 +119,8 @@ func Verify(ctx context.Context, d *db.DB, v note.Verifier, old []byte, latestFi
 	// Rows before record 0 are not part of the log; a query would show them.
 	var stray *int64
 	err = d.AuditScan(ctx, math.MinInt64, 0, func(r *db.AuditRow) error {
-		stray = &r.Seq
+		seq := r.Seq
+		stray = &seq
 		return errStop
 	})
 	if err != nil && !errors.Is(err, errStop) {
@@ -133,9 +133,7 @@ func Verify(ctx context.Context, d *db.DB, v note.Verifier, old []byte, latestFi
 	var (
 		f      frontier
 		stored []tlog.Hash // produced for the current record
-		ev     ferry.Event
-		ci     int // next checkpoint whose root is due
-		verr   *VerifyError
+		ci     int         // next checkpoint whose root is due
 	)
 	// A checkpoint of N records is due once N records are in.
 	collect := func() {
@@ -145,69 +143,58 @@ func Verify(ctx context.Context, d *db.DB, v note.Verifier, old []byte, latestFi
 		}
 	}
 	collect()
-	for lo := int64(0); lo < size; lo += verifyChunk {
-		hi := min(lo+verifyChunk, size)
-		// The stored hashes of records [lo, hi) are exactly the indexes
-		// [StoredHashIndex(0, lo), StoredHashIndex(0, hi)).
-		hlo, hhi := tlog.StoredHashIndex(0, lo), tlog.StoredHashIndex(0, hi)
-		hs := make([]tlog.Hash, hhi-hlo)
-		have := make([]bool, hhi-hlo)
-		err := d.AuditHashRange(ctx, hlo, hhi, func(x int64, h []byte) error {
-			if len(h) == tlog.HashSize {
-				hs[x-hlo], have[x-hlo] = tlog.Hash(h), true
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, ferry.E(op, err)
+	// One goroutine reads chunks of records while this one checks them.
+	fctx, cancel := context.WithCancel(ctx)
+	chunks, free := make(chan *chunk, 2), make(chan *chunk, 3)
+	go fetchChunks(fctx, d, size, chunks, free)
+	defer func() {
+		// Stop the reader and wait for it, so that it is not using d
+		// after Verify returns.
+		cancel()
+		for range chunks {
 		}
-		err = d.AuditScan(ctx, lo, hi, func(r *db.AuditRow) error {
+	}()
+	for c := range chunks {
+		if c.err != nil {
+			return nil, ferry.E(op, c.err)
+		}
+		for i := range c.rows {
+			r := &c.rows[i]
 			n := f.n
 			if r.Seq != n {
-				verr = &VerifyError{Seq: n, End: n, Reason: "missing (deleted, or rows renumbered)"}
-				return errStop
+				return fail(n, n, "missing (deleted, or rows renumbered)")
 			}
-			ev = ferry.Event{}
-			if err := json.Unmarshal(r.Data, &ev); err != nil {
-				verr = &VerifyError{Seq: n, End: n, Reason: "data is not a valid event: " + err.Error()}
-				return errStop
-			}
-			if ev.Seq != n {
-				verr = &VerifyError{Seq: n, End: n, Reason: fmt.Sprintf("data says it is record %d", ev.Seq)}
-				return errStop
-			}
-			if col := columnMismatch(r, &ev); col != "" {
-				verr = &VerifyError{Seq: n, End: n, Reason: "column " + col + " does not match the record's data"}
-				return errStop
+			if why := checkCanonical(r); why != "" {
+				return fail(n, n, "%s", why)
 			}
 			stored = f.appendRecord(tlog.RecordHash(r.Data), stored[:0])
-			base := tlog.StoredHashIndex(0, n) - hlo
+			base := tlog.StoredHashIndex(0, n) - c.hlo
 			for j, h := range stored {
-				if !have[base+int64(j)] || hs[base+int64(j)] != h {
+				if !c.have[base+int64(j)] || c.hs[base+int64(j)] != h {
 					if j == 0 {
-						verr = &VerifyError{Seq: n, End: n, Reason: "record hash does not match the stored hash (record edited)"}
-					} else {
-						// A subtree of 2^j records completed by record n.
-						start := n + 1 - 1<<j
-						verr = &VerifyError{Seq: start, End: n, Reason: "their stored tree hash does not match them (one was edited along with its record hash)"}
+						return fail(n, n, "record hash does not match the stored hash (record edited)")
 					}
-					return errStop
+					// A subtree of 2^j records completed by record n.
+					return fail(n+1-1<<j, n, "their stored tree hash does not match them (one was edited along with its record hash)")
 				}
 			}
 			collect()
-			return nil
-		})
-		if verr != nil {
-			return nil, ferry.E(op, ferry.Integrity, verr)
 		}
-		if err != nil {
-			return nil, ferry.E(op, err)
-		}
-		if f.n != hi {
+		if f.n != c.hi {
 			// Rows missing at the end of a chunk, or at the end of the log
 			// below its highest record.
 			return fail(f.n, f.n, "missing (deleted, or rows renumbered)")
 		}
+		select {
+		case free <- c:
+		default: // enough spares
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if f.n != size {
+		return nil, ferry.Errorf(op, ferry.Internal, "read %d of %d records", f.n, size)
 	}
 
 	// Checkpoints, smallest first: a mismatch is bounded below by the
@@ -250,26 +237,64 @@ func Verify(ctx context.Context, d *db.DB, v note.Verifier, old []byte, latestFi
 
 var errStop = errors.New("stop")
 
-// columnMismatch names the first indexed column that differs from the
-// decoded event, or returns "".
-func columnMismatch(r *db.AuditRow, ev *ferry.Event) string {
-	switch {
-	case !r.Time.Equal(ev.Time) && !(r.Time.IsZero() && ev.Time.UnixMicro() == 0):
-		return "time"
-	case r.Action != ev.Action:
-		return "action"
-	case r.Actor != ev.Actor:
-		return "actor"
-	case r.Org != ev.Org:
-		return "org"
-	case r.OrgID != ev.OrgID:
-		return "org_id"
-	case r.Party != ev.Party:
-		return "party"
-	case r.PartyID != ev.PartyID:
-		return "party_id"
-	case r.Path != ev.Path:
-		return "path"
+// chunk is a run of records [lo, hi) with their stored hashes
+// [hlo, StoredHashIndex(0, hi)), read ahead by fetchChunks.
+type chunk struct {
+	lo, hi int64
+	hlo    int64
+	hs     []tlog.Hash
+	have   []bool
+	rows   []db.AuditRow
+	arena  []byte // holds the rows' Data
+	err    error
+}
+
+// fetchChunks reads the records [0, size) and their stored hashes in chunks
+// of verifyChunk, sending them in order on out, reusing chunks sent back on
+// free, and closes out. It stops early if ctx ends or a read fails (the
+// last chunk sent then carries the error).
+func fetchChunks(ctx context.Context, d *db.DB, size int64, out chan<- *chunk, free <-chan *chunk) {
+	defer close(out)
+	for lo := int64(0); lo < size; lo += verifyChunk {
+		var c *chunk
+		select {
+		case c = <-free:
+		default:
+			c = new(chunk)
+		}
+		c.lo, c.hi = lo, min(lo+verifyChunk, size)
+		c.hlo = tlog.StoredHashIndex(0, c.lo)
+		nh := int(tlog.StoredHashIndex(0, c.hi) - c.hlo)
+		c.hs, c.have = slices.Grow(c.hs[:0], nh)[:nh], slices.Grow(c.have[:0], nh)[:nh]
+		clear(c.have)
+		c.rows, c.arena = c.rows[:0], c.arena[:0]
+		c.err = d.AuditHashRange(ctx, c.hlo, c.hlo+int64(nh), func(x int64, h []byte) error {
+			if len(h) == tlog.HashSize {
+				c.hs[x-c.hlo], c.have[x-c.hlo] = tlog.Hash(h), true
+			}
+			return nil
+		})
+		if c.err == nil {
+			c.err = d.AuditScan(ctx, c.lo, c.hi, func(r *db.AuditRow) error {
+				c.arena = append(c.arena, r.Data...)
+				c.rows = append(c.rows, *r)
+				return nil
+			})
+		}
+		// Point each row at its data only now: the arena may have moved.
+		off := 0
+		for i := range c.rows {
+			n := len(c.rows[i].Data)
+			c.rows[i].Data = c.arena[off : off+n : off+n]
+			off += n
+		}
+		select {
+		case out <- c:
+		case <-ctx.Done():
+			return
+		}
+		if c.err != nil {
+			return
+		}
 	}
-	return ""
 }

@@ -243,12 +243,15 @@ func (d *DB) AuditQuery(ctx context.Context, f AuditFilter, fn func(*AuditRow) e
 	if !f.Until.IsZero() {
 		until = f.Until.UnixMicro()
 	}
-	args := []any{since, until, f.Action, f.ActionPrefix, f.Org, f.Party, f.PathPrefix}
-	q := byTime
+	var (
+		rows *sql.Rows
+		err  error
+	)
 	if f.Actor != "" {
-		q, args = byActor, append([]any{f.Actor}, args...)
+		rows, err = d.sql.QueryContext(ctx, byActor, f.Actor, since, until, f.Action, f.ActionPrefix, f.Org, f.Party, f.PathPrefix)
+	} else {
+		rows, err = d.sql.QueryContext(ctx, byTime, since, until, f.Action, f.ActionPrefix, f.Org, f.Party, f.PathPrefix)
 	}
-	rows, err := d.sql.QueryContext(ctx, q, args...)
 	if err != nil {
 		return dbErr("AuditQuery", err)
 	}
