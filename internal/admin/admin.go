@@ -44,7 +44,7 @@ func New(d *db.DB, a *auth.Service, tr *transfer.Service, keks keys.KEKProvider,
 
 func (s *Service) event(p *ferry.Principal, action string) *ferry.Event {
 	return &ferry.Event{Action: action, Outcome: ferry.OutcomeOK, Actor: p.Name(), ActorID: p.UserID, OrgID: p.OrgID,
-		Remote: p.Remote, Session: p.SessionID, Token: p.TokenID}
+		Remote: p.Remote, Session: p.SessionID, Token: p.TokenID, Protocol: p.Protocol}
 }
 
 // done appends ev with the outcome err implies and returns err (or the audit

@@ -186,7 +186,7 @@ func TestAuditVerifyAndLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 3 || !strings.Contains(lines[1], `"action":"file.read"`) || !strings.Contains(lines[1], `"party":"Globex"`) || !strings.Contains(lines[1], `"bytes":5`) {
+	if len(lines) != 3 || !strings.Contains(lines[1], `"action":"file.read"`) || !strings.Contains(lines[1], `"party":"Globex"`) || !strings.Contains(lines[1], `"bytes":5`) || !strings.Contains(lines[1], `"protocol":"https"`) {
 		t.Fatalf("audit log:\n%s", out)
 	}
 	out, _, err = s.Run("", "audit", "log", "--party", "Globex", "--path", "/in")

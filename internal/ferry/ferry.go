@@ -195,6 +195,7 @@ type Principal struct {
 	TokenID     string // API token used, if any
 	SessionID   string // hashed-session id, if any
 	Remote      string // remote address, "unix" or "system"
+	Protocol    string // "https", "sftp", "admin"… as recorded in audit events
 	Operator    bool   // the local operator on the admin socket (full power)
 	System      bool   // Ferry itself
 }

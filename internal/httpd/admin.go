@@ -68,7 +68,7 @@ func (h *adminPlane) healthz(w http.ResponseWriter, r *http.Request) error {
 func (h *adminPlane) api(fn handlerFunc) http.Handler {
 	return h.wrap(func(w http.ResponseWriter, r *http.Request) error {
 		if h.socket {
-			return fn(w, withPrincipal(r, &ferry.Principal{Operator: true, Remote: "admin.sock"}))
+			return fn(w, withPrincipal(r, &ferry.Principal{Operator: true, Remote: "admin.sock", Protocol: "admin"}))
 		}
 		authz := r.Header.Values("Authorization")
 		tok, ok := "", len(authz) == 1
@@ -82,6 +82,7 @@ func (h *adminPlane) api(fn handlerFunc) http.Handler {
 		if err != nil {
 			return err
 		}
+		p.Protocol = "admin"
 		if !p.ServerAdmin && p.Role != ferry.RoleAdmin {
 			return ferry.E("httpd.adminAuth", ferry.Permission, "administrators only")
 		}

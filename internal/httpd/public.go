@@ -87,6 +87,7 @@ func (h *public) api(fn handlerFunc) http.Handler {
 		if err != nil {
 			return err
 		}
+		p.Protocol = "https"
 		return fn(w, withPrincipal(r, p))
 	})
 }

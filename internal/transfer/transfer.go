@@ -117,7 +117,7 @@ func (s *Service) check(ctx context.Context, op string, p *ferry.Principal, ev *
 func (s *Service) event(p *ferry.Principal, action, path string) *ferry.Event {
 	return &ferry.Event{
 		Action: action, Outcome: ferry.OutcomeOK, Actor: p.Name(), ActorID: p.UserID, OrgID: p.OrgID,
-		Path: path, Remote: p.Remote, Session: p.SessionID, Token: p.TokenID,
+		Path: path, Remote: p.Remote, Session: p.SessionID, Token: p.TokenID, Protocol: p.Protocol,
 	}
 }
 
