@@ -157,6 +157,13 @@ func TestBadInput(t *testing.T) {
 	expectErr(t, s.Do("PUT", "/api/v1/files/hr/x.txt", alice, strings.NewReader("x")), 404, "not_exist")
 	s.Admin("grant", "--org", "acme", "--user", "alice@acme.test", "/hr", "list")
 	expectErr(t, s.Do("PUT", "/api/v1/files/hr/x.txt", alice, strings.NewReader("x")), 403, "permission")
+	// A user without any grant sees an empty root, and nothing else.
+	carol := s.User("acme", "carol@acme.test", "user")
+	if b := ferrytest.Expect(t, s.Do("GET", "/api/v1/folders/", carol, nil), 200); !strings.Contains(b, `"entries": []`) {
+		t.Fatalf("root listing for a user without grants: %s", b)
+	}
+	expectErr(t, s.Do("GET", "/api/v1/folders/finance", carol, nil), 404, "not_exist")
+	expectErr(t, s.Do("PUT", "/api/v1/files/x.txt", carol, strings.NewReader("x")), 403, "permission")
 	// Another organisation's path: not found, whatever exists there.
 	expectErr(t, s.Do("GET", "/api/v1/files/finance/2026/a.txt", bob, nil), 404, "not_exist")
 	// Missing parent folder.

@@ -81,7 +81,9 @@ func (s *Service) accessAt(ctx context.Context, p *ferry.Principal, path string)
 			a.visible = true
 		}
 	}
-	if a.perm != 0 {
+	// The root is the way to everything: every member of the organisation
+	// sees it, if only as an empty folder.
+	if a.perm != 0 || path == "/" {
 		a.visible = true
 	}
 	return a, nil
