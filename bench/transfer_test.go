@@ -28,10 +28,13 @@ import (
 // work and not the disk's. Each size runs twice, side by side: impl=plain is
 // the reference, a plain atomic file write (temporary file, write, fsync,
 // close, rename, directory fsync) or a plain read of the same bytes on the
-// same tmpfs; impl=ferry is the service. Compare them with
+// same tmpfs; impl=ferry is the service. The server runs in FIPS 140-3 mode,
+// test binaries do not unless told, so compare them with
 //
-//	go test -run '^$' -bench 'Transfer' -count 5 ./bench/ > transfer.txt
+//	GODEBUG=fips140=on go test -run '^$' -bench Transfer -count 5 ./bench/ > transfer.txt
 //	benchstat -col /impl transfer.txt
+//
+// (docs/BENCHMARKS.md has the pinned benchstat version and the results).
 
 // transferSizes are the file sizes benchmarked.
 var transferSizes = []struct {

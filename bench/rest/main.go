@@ -428,13 +428,18 @@ func runCurl(ctx context.Context, args []string) (string, error) {
 	cmd.Stderr = &stderr
 	b, err := cmd.Output()
 	if err != nil {
+		if ctx.Err() != nil {
+			return "", fmt.Errorf("interrupted: %w", ctx.Err())
+		}
 		return "", fmt.Errorf("curl: %v: %s", err, strings.TrimSpace(stderr.String()))
 	}
 	return "HTTP/" + strings.TrimSpace(string(b)), nil
 }
 
-// procStatus holds the memory figures of /proc/PID/status, in bytes.
-type procStatus struct{ rss, hwm int64 }
+// procStatus holds the memory figures of /proc/PID/status, in bytes: VmRSS,
+// VmHWM, and VmRSS split into anonymous memory, mapped files and shared
+// memory (tmpfs files, such as the binary when it lives on /dev/shm).
+type procStatus struct{ rss, hwm, anon, file, shmem int64 }
 
 func readStatus(pid int) (procStatus, error) {
 	var st procStatus
@@ -444,7 +449,20 @@ func readStatus(pid int) (procStatus, error) {
 	}
 	for line := range strings.Lines(string(b)) {
 		k, v, ok := strings.Cut(line, ":")
-		if !ok || (k != "VmRSS" && k != "VmHWM") {
+		var dst *int64
+		switch k {
+		case "VmRSS":
+			dst = &st.rss
+		case "VmHWM":
+			dst = &st.hwm
+		case "RssAnon":
+			dst = &st.anon
+		case "RssFile":
+			dst = &st.file
+		case "RssShmem":
+			dst = &st.shmem
+		}
+		if !ok || dst == nil {
 			continue
 		}
 		f := strings.Fields(v) // "12345 kB"
@@ -455,11 +473,7 @@ func readStatus(pid int) (procStatus, error) {
 		if err != nil {
 			continue
 		}
-		if k == "VmRSS" {
-			st.rss = n << 10
-		} else {
-			st.hwm = n << 10
-		}
+		*dst = n << 10
 	}
 	return st, nil
 }
@@ -878,6 +892,8 @@ func report(w io.Writer, o *options, servers []*target, results map[string][]pha
 	}
 	fmt.Fprintf(w, "\nferry server RSS: idle %.1f MB; highest 50 ms sample %.1f MB; VmHWM (lifetime peak) %.1f MB; target <= %.0f MB: %s\n",
 		mb(idle.rss), worst, mb(final.hwm), o.rssLimit, verdict)
+	fmt.Fprintf(w, "ferry server VmRSS at the end: %.1f MB = RssAnon %.1f + RssFile %.1f + RssShmem %.1f (the binary's pages count as RssShmem when it lives on tmpfs)\n",
+		mb(final.rss), mb(final.anon), mb(final.file), mb(final.shmem))
 	if len(o.ferryEnv) > 0 {
 		fmt.Fprintf(w, "ferry server environment: %s\n", strings.Join(o.ferryEnv, " "))
 	}
