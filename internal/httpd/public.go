@@ -21,6 +21,30 @@ import (
 type PublicConfig struct {
 	MaxUpload int64                       // largest upload body, bytes
 	Ready     func(context.Context) error // health check
+	// BodyIdle is how long an upload body may stall before the connection
+	// is cut (default one minute): a client trickling bytes cannot hold a
+	// request open for ever.
+	BodyIdle time.Duration
+}
+
+func (c PublicConfig) idle() time.Duration {
+	if c.BodyIdle > 0 {
+		return c.BodyIdle
+	}
+	return time.Minute
+}
+
+// idleReader extends the connection's read deadline before each read, so an
+// upload may take as long as it needs as long as bytes keep coming.
+type idleReader struct {
+	r    io.Reader
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (b *idleReader) Read(p []byte) (int, error) {
+	b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	return b.r.Read(p)
 }
 
 type public struct {
@@ -105,7 +129,7 @@ func (h *public) putFile(w http.ResponseWriter, r *http.Request) error {
 	if r.ContentLength > h.cfg.MaxUpload {
 		return ferry.Errorf("httpd.putFile", ferry.TooLarge, "the upload exceeds the limit of %d bytes", h.cfg.MaxUpload)
 	}
-	body := http.MaxBytesReader(w, r.Body, h.cfg.MaxUpload)
+	body := &idleReader{r: http.MaxBytesReader(w, r.Body, h.cfg.MaxUpload), rc: http.NewResponseController(w), idle: h.cfg.idle()}
 	f, err := h.tr.Put(r.Context(), principalFrom(r.Context()), filePath(r), body)
 	if err != nil {
 		return err
@@ -177,8 +201,7 @@ func (h *public) getFile(w http.ResponseWriter, r *http.Request) error {
 	defer rc.Close()
 	w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
 	w.WriteHeader(status)
-	buf := make([]byte, 256<<10)
-	if _, err := io.CopyBuffer(w, rc, buf); err != nil {
+	if _, err := io.Copy(w, rc); err != nil {
 		if ferry.KindOf(err) == ferry.Integrity {
 			h.logger.Error("integrity failure mid-download", "path", f.Path, "file", f.ID, "err", err)
 		}

@@ -135,6 +135,31 @@ type readCloser struct {
 	closed bool
 }
 
+// WriteTo copies the content to w through a pooled buffer, so that adapters
+// need no buffer of their own (io.Copy uses it).
+func (rc *readCloser) WriteTo(w io.Writer) (int64, error) {
+	bp := rc.d.s.buffer()
+	defer rc.d.s.bufs.Put(bp)
+	var n int64
+	buf := *bp
+	for {
+		m, rerr := rc.Read(buf)
+		if m > 0 {
+			k, werr := w.Write(buf[:m])
+			n += int64(k)
+			if werr != nil {
+				return n, werr
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}
+
 func (rc *readCloser) Read(p []byte) (int, error) {
 	n, err := rc.r.Read(p)
 	rc.got += int64(n)

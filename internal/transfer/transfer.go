@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"ferry.dev/ferry/internal/audit"
@@ -31,7 +32,10 @@ type Service struct {
 	rand    io.Reader
 	logger  *slog.Logger
 	metrics Metrics
+	bufs    sync.Pool // *[]byte of copyBufSize: copy buffers reused across uploads
 }
+
+const copyBufSize = 256 << 10
 
 // Metrics receives counts of finished transfers. Any field may be nil.
 type Metrics struct {
@@ -268,7 +272,9 @@ func (s *Service) writeBlob(ctx context.Context, blobID string, dek []byte, r io
 		return 0, nil, err
 	}
 	h := sha256.New()
-	n, err := copyBuffered(ctx, io.MultiWriter(ew, h), r)
+	bp := s.buffer()
+	n, err := copyBuffered(ctx, io.MultiWriter(ew, h), r, *bp)
+	s.bufs.Put(bp)
 	if err == nil {
 		err = ew.Close()
 	}
@@ -282,9 +288,16 @@ func (s *Service) writeBlob(ctx context.Context, blobID string, dek []byte, r io
 	return n, h.Sum(nil), nil
 }
 
-// copyBuffered copies with a 256 KiB buffer, stopping when ctx is done.
-func copyBuffered(ctx context.Context, dst io.Writer, src io.Reader) (int64, error) {
-	buf := make([]byte, 256<<10)
+func (s *Service) buffer() *[]byte {
+	if b, ok := s.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, copyBufSize)
+	return &b
+}
+
+// copyBuffered copies with buf, stopping when ctx is done.
+func copyBuffered(ctx context.Context, dst io.Writer, src io.Reader, buf []byte) (int64, error) {
 	var n int64
 	for {
 		if err := ctx.Err(); err != nil {
