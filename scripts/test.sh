@@ -83,6 +83,10 @@ install_prereqs() {
   if [ "$mode" = lint ]; then return 0; fi
   [ -n "$(pgbin)" ] && [ -x "$(pgbin)/initdb" ] || missing+=(postgresql)
   command -v curl >/dev/null 2>&1 || missing+=(curl)
+  # SFTP clients driven by internal/sftpd's end-to-end tests.
+  command -v rclone >/dev/null 2>&1 || missing+=(rclone)
+  command -v lftp >/dev/null 2>&1 || missing+=(lftp)
+  command -v sshpass >/dev/null 2>&1 || missing+=(sshpass)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
   # openssh-client is sometimes half-installed on these images (TESTING.md).
   if ! ssh_ok; then
@@ -90,7 +94,7 @@ install_prereqs() {
     ssh_ok || die "ssh/sftp still do not work after reinstalling openssh-client"
   fi
   [ -n "$(pgbin)" ] && [ -x "$(pgbin)/initdb" ] || die "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin after installing postgresql"
-  say "prerequisites: $(curl --version | head -n 1 | cut -d' ' -f1-2), $(ssh -V 2>&1), PostgreSQL $(basename "$(dirname "$(pgbin)")")"
+  say "prerequisites: $(curl --version | head -n 1 | cut -d' ' -f1-2), $(ssh -V 2>&1), $(rclone version 2>/dev/null | head -n 1), $(lftp --version | head -n 1 | cut -d' ' -f1-4), PostgreSQL $(basename "$(dirname "$(pgbin)")")"
 }
 
 # staticcheck is built once per (staticcheck version, Go version) into a cache

@@ -30,8 +30,10 @@ const adminUsage = `usage: ferry admin --data DIR COMMAND …
   token revoke TOKEN-ID
   sshkey add --user EMAIL --key-file FILE
   hold --org ORG /PATH [--release]              legal hold: the file never expires
+  hostkeys                                      SFTP host key fingerprints (reads DIR/keys; no server needed)
 
-The server must be running: ferry admin talks to it over DIR/admin.sock.
+Except for hostkeys, the server must be running: ferry admin talks to it over
+DIR/admin.sock.
 `
 
 // adminClient calls the admin API over the control socket.
@@ -112,6 +114,9 @@ func runAdmin(ctx context.Context, args []string, env Env) error {
 	if len(rest) == 0 {
 		io.WriteString(env.Stderr, adminUsage)
 		return usagef("ferry admin: no command given")
+	}
+	if rest[0] == "hostkeys" {
+		return runHostKeys(*data, rest[1:], env)
 	}
 	c := newAdminClient(*data)
 	cmd := rest[0]

@@ -23,6 +23,7 @@ import (
 	"ferry.dev/ferry/internal/db"
 	"ferry.dev/ferry/internal/httpd"
 	"ferry.dev/ferry/internal/keys"
+	"ferry.dev/ferry/internal/sftpd"
 	"ferry.dev/ferry/internal/transfer"
 )
 
@@ -89,6 +90,18 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	tr := transfer.New(transfer.Config{DB: d, Blobs: blobs, KEKs: keks, Audit: alog, Now: now, Rand: rand.Reader, Logger: logger,
 		Metrics: transfer.Metrics{Transfer: metrics.Transfer}})
 	ad := admin.New(d, au, tr, keks, alog, now, rand.Reader, logger)
+	hostKeys, err := sftpd.LoadOrCreateHostKeys(keyDir, rand.Reader, cfg.SFTPLegacy)
+	if err != nil {
+		return fmt.Errorf("SSH host keys: %w", err)
+	}
+	sftpSrv, err := sftpd.New(sftpd.Config{HostKeys: hostKeys, LegacyAlgorithms: cfg.SFTPLegacy, Logger: logger}, tr, au, auth.NewLimiter(auth.DefaultLimiterConfig, now))
+	if err != nil {
+		return err
+	}
+	if cfg.SFTPLegacy {
+		a := sftpSrv.Algorithms()
+		logger.Warn("sftp: legacy SSH algorithms enabled (sftp-legacy-algorithms)", "kex", a.KeyExchanges, "ciphers", a.Ciphers, "macs", a.MACs, "pubkey", a.PublicKeyAuths)
+	}
 
 	cert, err := loadOrCreateCert(cfg, now())
 	if err != nil {
@@ -97,7 +110,7 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 
 	ready := func(ctx context.Context) error { return d.Ping(ctx) }
-	public := httpd.NewPublicHandler(logger, httpd.PublicConfig{MaxUpload: cfg.MaxUpload, Ready: ready}, tr, au, metrics)
+	public := httpd.NewPublicHandler(logger, httpd.PublicConfig{MaxUpload: cfg.MaxUpload, Ready: ready, BodyIdle: cfg.UploadIdle}, tr, au, metrics)
 	adminH := httpd.NewAdminHandler(logger, httpd.AdminConfig{Ready: ready}, ad, au, metrics)
 	socketH := httpd.NewAdminSocketHandler(logger, httpd.AdminConfig{Ready: ready}, ad, au, metrics)
 
@@ -117,6 +130,13 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 		adminLn.Close()
 		return err
 	}
+	sftpLn, err := net.Listen("tcp", cfg.SFTPAddr)
+	if err != nil {
+		publicLn.Close()
+		adminLn.Close()
+		sockLn.Close()
+		return fmt.Errorf("sftp listener: %w", err)
+	}
 
 	errLog := slog.NewLogLogger(logger.Handler(), slog.LevelWarn)
 	servers := []struct {
@@ -128,7 +148,12 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 		{&http.Server{Handler: adminH, ReadHeaderTimeout: 20 * time.Second, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10, ErrorLog: errLog}, adminLn, true},
 		{&http.Server{Handler: socketH, ReadHeaderTimeout: 20 * time.Second, ErrorLog: errLog}, sockLn, false},
 	}
-	errc := make(chan error, len(servers))
+	errc := make(chan error, len(servers)+1)
+	go func() {
+		if err := sftpSrv.Serve(sftpLn); !errors.Is(err, sftpd.ErrServerClosed) {
+			errc <- err
+		}
+	}()
 	for _, s := range servers {
 		s.srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 		if s.tls {
@@ -149,6 +174,7 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	fmt.Fprintf(env.Stderr, "ferry: public listener https://%s\n", publicLn.Addr())
 	fmt.Fprintf(env.Stderr, "ferry: admin listener https://%s\n", adminLn.Addr())
 	fmt.Fprintf(env.Stderr, "ferry: admin socket %s\n", sockPath)
+	fmt.Fprintf(env.Stderr, "ferry: sftp listener %s\n", sftpLn.Addr())
 	fmt.Fprintf(env.Stderr, "ferry: data directory %s (database: %s)\n", cfg.Data, d.Dialect())
 
 	if n, err := d.CountServerAdmins(ctx); err != nil {
@@ -180,11 +206,17 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	stopSweep()
 	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
+	sftpDone := make(chan struct{})
+	go func() {
+		defer close(sftpDone)
+		sftpSrv.Shutdown(shutCtx)
+	}()
 	for _, s := range servers {
 		if err := s.srv.Shutdown(shutCtx); err != nil {
 			s.srv.Close()
 		}
 	}
+	<-sftpDone
 	wg.Wait()
 	os.Remove(sockPath)
 	if err := alog.Close(); err != nil && runErr == nil {

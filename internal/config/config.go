@@ -21,6 +21,7 @@ type Config struct {
 	Data            string        // data directory
 	PublicAddr      string        // public HTTPS listener
 	SFTPAddr        string        // SFTP listener
+	SFTPLegacy      bool          // offer legacy SSH algorithms (sftp-legacy-algorithms)
 	AdminAddr       string        // admin HTTPS listener (loopback by default)
 	DB              string        // database DSN; empty: SQLite at Data/ferry.db
 	TLSCert         string        // PEM certificate; empty: Data/tls/cert.pem, generated
@@ -28,6 +29,7 @@ type Config struct {
 	MaxUpload       int64         // largest accepted upload body, bytes
 	SweepInterval   time.Duration // how often expired files are shredded
 	ShutdownTimeout time.Duration // how long in-flight requests get at shutdown
+	UploadIdle      time.Duration // how long an upload body may stall
 	AdminRemote     bool          // allow a non-loopback admin listener
 	LogLevel        string        // debug, info, warn, error
 }
@@ -47,6 +49,10 @@ var options = []option{
 	{"data", "FERRY_DATA", "./ferry-data", "data directory", str(func(c *Config) *string { return &c.Data })},
 	{"public-addr", "FERRY_PUBLIC_ADDR", "127.0.0.1:8443", "public HTTPS listen address", str(func(c *Config) *string { return &c.PublicAddr })},
 	{"sftp-addr", "FERRY_SFTP_ADDR", "127.0.0.1:2222", "SFTP listen address", str(func(c *Config) *string { return &c.SFTPAddr })},
+	{"sftp-legacy-algorithms", "FERRY_SFTP_LEGACY_ALGORITHMS", "false", "also offer legacy SSH algorithms for old partner systems: AES-CTR with HMAC-SHA2 (libssh2 before 1.11), finite-field DH, HMAC-SHA1, ssh-rsa; logged at start", func(c *Config, v string) (err error) {
+		c.SFTPLegacy, err = strconv.ParseBool(v)
+		return err
+	}},
 	{"admin-addr", "FERRY_ADMIN_ADDR", "127.0.0.1:9443", "admin HTTPS listen address (loopback unless admin-remote)", str(func(c *Config) *string { return &c.AdminAddr })},
 	{"db", "FERRY_DB", "", "database: postgres://… for PostgreSQL; default SQLite at DATA/ferry.db", str(func(c *Config) *string { return &c.DB })},
 	{"tls-cert", "FERRY_TLS_CERT", "", "TLS certificate (PEM); default DATA/tls/cert.pem, self-signed", str(func(c *Config) *string { return &c.TLSCert })},
@@ -61,6 +67,10 @@ var options = []option{
 	}},
 	{"shutdown-timeout", "FERRY_SHUTDOWN_TIMEOUT", "30s", "grace period for in-flight requests at shutdown", func(c *Config, v string) (err error) {
 		c.ShutdownTimeout, err = time.ParseDuration(v)
+		return err
+	}},
+	{"upload-idle-timeout", "FERRY_UPLOAD_IDLE_TIMEOUT", "1m", "cut an upload whose body stalls this long", func(c *Config, v string) (err error) {
+		c.UploadIdle, err = time.ParseDuration(v)
 		return err
 	}},
 	{"admin-remote", "FERRY_ADMIN_REMOTE", "false", "allow the admin listener on a non-loopback address", func(c *Config, v string) (err error) {
@@ -168,8 +178,8 @@ func (c *Config) Validate() error {
 	if c.MaxUpload <= 0 {
 		return fmt.Errorf("max-upload must be positive")
 	}
-	if c.SweepInterval <= 0 || c.ShutdownTimeout < 0 {
-		return fmt.Errorf("sweep-interval must be positive and shutdown-timeout not negative")
+	if c.SweepInterval <= 0 || c.ShutdownTimeout < 0 || c.UploadIdle <= 0 {
+		return fmt.Errorf("sweep-interval and upload-idle-timeout must be positive, shutdown-timeout not negative")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

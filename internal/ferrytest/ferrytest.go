@@ -27,6 +27,7 @@ type Server struct {
 	Data      string // data directory
 	PublicURL string // https://127.0.0.1:PORT
 	AdminURL  string
+	SFTPAddr  string // 127.0.0.1:PORT
 	SetupURL  string // printed setup link, if any
 	DSN       string // database DSN ("" for SQLite in Data)
 	Client    *http.Client
@@ -110,6 +111,8 @@ func (s *Server) start() {
 				s.PublicURL = strings.TrimPrefix(line, "ferry: public listener ")
 			case strings.HasPrefix(line, "ferry: admin listener "):
 				s.AdminURL = strings.TrimPrefix(line, "ferry: admin listener ")
+			case strings.HasPrefix(line, "ferry: sftp listener "):
+				s.SFTPAddr = strings.TrimPrefix(line, "ferry: sftp listener ")
 			case strings.HasPrefix(line, "ferry: setup "):
 				s.SetupURL = strings.TrimPrefix(line, "ferry: setup ")
 			case line == "ferry: ready" && !closed:
@@ -181,7 +184,7 @@ func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()
 	s.mu.Lock()
-	s.PublicURL, s.AdminURL, s.SetupURL = "", "", ""
+	s.PublicURL, s.AdminURL, s.SetupURL, s.SFTPAddr = "", "", "", ""
 	s.mu.Unlock()
 	s.start()
 }

@@ -82,15 +82,8 @@ func TestCutOffUploadKeepsOldVersion(t *testing.T) {
 	s, _, alice, _ := setup(t)
 	ferrytest.Expect(t, s.Do("PUT", "/api/v1/files/finance/2026/data.csv", alice, strings.NewReader("old version")), 201)
 
-	pem, _ := os.ReadFile(s.CA())
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	u, _ := url.Parse(s.PublicURL)
-	conn, err := tls.Dial("tcp", u.Host, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(conn, "PUT /api/v1/files/finance/2026/data.csv HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Length: 1000000\r\n\r\n", u.Host, alice)
+	conn, host := rawConn(t, s)
+	fmt.Fprintf(conn, "PUT /api/v1/files/finance/2026/data.csv HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Length: 1000000\r\n\r\n", host, alice)
 	conn.Write(bytes.Repeat([]byte("n"), 200000))
 	time.Sleep(200 * time.Millisecond)
 	conn.Close()
@@ -266,4 +259,35 @@ func TestPostgres(t *testing.T) {
 	if err != nil || !strings.Contains(out, "OK") {
 		t.Fatalf("verify on postgres: %v %s", err, out)
 	}
+}
+
+// TestStalledUploadIsCut: a client that stops sending in the middle of a body
+// is disconnected after the idle timeout, and no file appears.
+func TestStalledUploadIsCut(t *testing.T) {
+	s, _, alice, _ := setup(t, ferrytest.WithArgs("--upload-idle-timeout", "1s"))
+	conn, host := rawConn(t, s)
+	defer conn.Close()
+	fmt.Fprintf(conn, "PUT /api/v1/files/finance/2026/slow.bin HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Length: 1000\r\n\r\nfirst bytes", host, alice)
+	start := time.Now()
+	conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+	io.Copy(io.Discard, conn) // returns when the server closes the connection
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("stalled upload held for %v", d)
+	}
+	ferrytest.Expect(t, s.Do("GET", "/api/v1/files/finance/2026/slow.bin", alice, nil), 404)
+}
+
+// rawConn opens a TLS connection to the public listener for hand-written
+// HTTP/1.1 requests.
+func rawConn(t *testing.T, s *ferrytest.Server) (*tls.Conn, string) {
+	t.Helper()
+	pem, _ := os.ReadFile(s.CA())
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	u, _ := url.Parse(s.PublicURL)
+	conn, err := tls.Dial("tcp", u.Host, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conn, u.Host
 }

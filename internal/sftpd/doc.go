@@ -1,0 +1,31 @@
+// Package sftpd is Ferry's SFTP server: SSH from golang.org/x/crypto/ssh and
+// SFTP v3 from github.com/pkg/sftp's RequestServer, translated onto
+// internal/transfer, the one path for file content (DESIGN invariant 1).
+//
+// Guarantees:
+//
+//   - Only the "sftp" subsystem is served: no shell, no exec, no port or agent
+//     forwarding, no other channel type (DESIGN invariant 3).
+//   - Users log in with their email and either their password (the same
+//     argon2id hash as the web) or a public key registered with `ferry admin
+//     sshkey add`; every attempt is audited by internal/auth. Failed logins
+//     feed auth.Limiter: an address that fails too often is refused before any
+//     credential is checked, so it cannot slow other users down.
+//   - Every file operation is a transfer call with the user's principal, so
+//     grants, encryption, retention and audit are those of the REST API. An
+//     invisible folder answers NO_SUCH_FILE, a visible one without the
+//     permission PERMISSION_DENIED. Paths are resolved by SFTP's own rules
+//     against the organisation's root ("/.." is "/"), then validated by
+//     transfer (NUL, control characters, overlong names: FAILURE).
+//   - An upload streams, in order, through a pipe into one transfer Put; it
+//     becomes visible only when the client closes the handle after a complete
+//     upload. A dropped connection, a gap, or any error leaves the previous
+//     version untouched. Out-of-order writes are reordered in a bounded
+//     in-memory window; no plaintext is written to disk.
+//   - A download opens one audited stream per contiguous range read.
+//   - A malformed packet gets an error status or closes that session only;
+//     a panic in a handler becomes an error status.
+//
+// Not yet: resuming an upload (reput, append, a first write past offset 0
+// answers OP_UNSUPPORTED), renaming onto an existing file, quotas in statvfs.
+package sftpd
