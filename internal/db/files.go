@@ -131,6 +131,37 @@ func (d *DB) MoveFile(ctx context.Context, id, newFolderID, newName string, modi
 	})
 }
 
+// ReplaceFile moves a file to a new folder and name, atomically replacing a
+// file already there (whose row, and wrapped data key, is deleted in the same
+// transaction and returned so the caller can delete its blob). A folder at the
+// target refuses the move with Exist.
+func (d *DB) ReplaceFile(ctx context.Context, id, newFolderID, newName string, modified time.Time) (replaced *ferry.File, err error) {
+	err = d.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM folders WHERE parent_id = $1 AND name = $2`, newFolderID, newName).Scan(&n); err != nil {
+			return dbErr("ReplaceFile", err)
+		}
+		if n > 0 {
+			return ferry.E("db.ReplaceFile", ferry.Exist, "a folder of that name exists")
+		}
+		old, err := scanFile(tx.QueryRowContext(ctx, `SELECT `+fileCols+` FROM files f JOIN folders fo ON fo.id = f.folder_id WHERE f.folder_id = $1 AND f.name = $2`, newFolderID, newName))
+		switch {
+		case err == nil && old.ID == id:
+			return nil // renaming a file onto itself
+		case err == nil:
+			replaced = old
+			if _, err := tx.ExecContext(ctx, `DELETE FROM files WHERE id = $1`, old.ID); err != nil {
+				return dbErr("ReplaceFile", err)
+			}
+		case err != sql.ErrNoRows:
+			return dbErr("ReplaceFile", err)
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE files SET folder_id = $1, name = $2, modified = $3 WHERE id = $4`, newFolderID, newName, micro(modified), id)
+		return affectedOne("ReplaceFile", res, err)
+	})
+	return replaced, err
+}
+
 // SetHold sets or clears a file's legal hold.
 func (d *DB) SetHold(ctx context.Context, id string, hold bool) error {
 	res, err := d.sql.ExecContext(ctx, `UPDATE files SET hold = $1 WHERE id = $2`, boolInt(hold), id)

@@ -230,6 +230,17 @@ df
 	}
 	mustEqualFile(t, filepath.Join(s.dir, "after.bin"), big)
 
+	// Upload to a temporary name, then rename onto the existing file
+	// (OpenSSH uses posix-rename@openssh.com): the new content replaces the
+	// old atomically.
+	s.file("v2.txt", []byte("version 2\n"))
+	if out, err := s.batch(s.key, "alice@acme.test", "cd /in\nput v2.txt big.bin.part\nrename big.bin.part big.bin\nget big.bin v2-back.txt\nls\n"); err != nil {
+		t.Fatalf("rename onto an existing file: %v\n%s", err, out)
+	} else if strings.Contains(out[strings.LastIndex(out, "ls"):], "big.bin.part") {
+		t.Fatalf("temporary name survived the rename:\n%s", out)
+	}
+	mustEqualFile(t, filepath.Join(s.dir, "v2-back.txt"), []byte("version 2\n"))
+
 	// Reads are audited with their ranges, as SFTP, with the connection's
 	// address.
 	var ranges []string
@@ -242,7 +253,7 @@ df
 		}
 		ranges = append(ranges, fmt.Sprintf("%s %d+%d", ev.Outcome, ev.Offset, ev.Bytes))
 	}
-	want := []string{fmt.Sprintf("ok 0+%d", len(big)), fmt.Sprintf("ok %d+%d", 1<<20, len(big)-1<<20), fmt.Sprintf("ok 0+%d", len(big))}
+	want := []string{fmt.Sprintf("ok 0+%d", len(big)), fmt.Sprintf("ok %d+%d", 1<<20, len(big)-1<<20), fmt.Sprintf("ok 0+%d", len(big)), "ok 0+10"}
 	if strings.Join(ranges, ", ") != strings.Join(want, ", ") {
 		t.Fatalf("audited reads %v, want %v", ranges, want)
 	}

@@ -181,15 +181,16 @@ func (h *handlers) Filecmd(r *sftp.Request) (err error) {
 	return errUnsupported // Link, Symlink
 }
 
-// PosixRename implements sftp.PosixRenameFileCmder. Ferry cannot yet replace
-// an existing file by renaming onto it; it says so.
+// PosixRename implements sftp.PosixRenameFileCmder: a file renamed onto an
+// existing file replaces it atomically (the old version is shredded); folders
+// move as with Rename.
 func (h *handlers) PosixRename(r *sftp.Request) (err error) {
 	defer h.guard("posix-rename", &err)
-	err = h.tr.Move(h.ctx, h.p, r.Filepath, r.Target)
-	if ferry.KindOf(err) == ferry.Exist {
-		return &statusError{sftp.ErrSSHFxFailure, r.Target + " already exists; Ferry cannot rename onto an existing file yet: remove it first"}
+	_, fo, serr := h.tr.Stat(h.ctx, h.p, r.Filepath)
+	if serr == nil && fo != nil {
+		return toStatus(h.logger, "posix-rename", h.tr.Move(h.ctx, h.p, r.Filepath, r.Target))
 	}
-	return toStatus(h.logger, "posix-rename", err)
+	return toStatus(h.logger, "posix-rename", h.tr.Replace(h.ctx, h.p, r.Filepath, r.Target))
 }
 
 // StatVFS implements sftp.StatVFSFileCmder. Ferry has no per-user quota yet,

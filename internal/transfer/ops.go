@@ -284,6 +284,56 @@ func (s *Service) Move(ctx context.Context, p *ferry.Principal, src, dst string)
 	return s.append(ctx, ev)
 }
 
+// Replace moves the file at src to dst, atomically replacing a file already
+// at dst (POSIX rename semantics, as SFTP's posix-rename and clients that
+// upload to a temporary name expect). The principal needs delete permission
+// on src's folder, and write and delete permission on dst's folder. The
+// replaced version is crypto-shredded once the move has committed.
+func (s *Service) Replace(ctx context.Context, p *ferry.Principal, src, dst string) error {
+	const op = "transfer.Replace"
+	dst, err := clean(op, p, dst)
+	if err != nil {
+		return err
+	}
+	if dst == "/" {
+		return ferry.E(op, ferry.Invalid, "the root folder cannot be replaced")
+	}
+	file, ev, err := s.lookupFile(ctx, op, p, src, "file.move", ferry.PermDelete)
+	if err != nil {
+		return err
+	}
+	ev.Detail = "to " + dst + " (replacing)"
+	dstParentPath, dstName := ferry.ParentPath(dst)
+	if err := s.check(ctx, op, p, ev, dstParentPath, ferry.PermWrite|ferry.PermDelete); err != nil {
+		return err
+	}
+	dstParent, err := s.db.FolderByPath(ctx, p.OrgID, dstParentPath)
+	if err != nil {
+		return s.notFound(ctx, op, ev, err)
+	}
+	old, err := s.db.ReplaceFile(ctx, file.ID, dstParent.ID, dstName, s.now().UTC())
+	if err != nil {
+		if ferry.KindOf(err) == ferry.Exist {
+			err = ferry.Errorf(op, ferry.Exist, "%s is a folder", dst)
+		}
+		return s.fail(ctx, ev, err)
+	}
+	if err := s.append(ctx, ev); err != nil {
+		return err
+	}
+	if old != nil {
+		dev := s.event(p, "file.delete", dst)
+		dev.Object, dev.PartyID = old.ID, old.PartyID
+		dev.Detail = "replaced by a rename of " + file.Path
+		dev.Bytes, dev.SHA256 = old.Size, hex.EncodeToString(old.SHA256)
+		// The row, and with it the wrapped data key, went in the move's
+		// transaction; the blob follows.
+		s.deleteBlob(ctx, old.BlobID)
+		return s.append(ctx, dev)
+	}
+	return nil
+}
+
 // SetHold puts the file at path on legal hold (it never expires) or releases
 // it. It needs manage permission.
 func (s *Service) SetHold(ctx context.Context, p *ferry.Principal, path string, hold bool) error {

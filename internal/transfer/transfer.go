@@ -181,6 +181,9 @@ func (s *Service) folderParty(ctx context.Context, f *ferry.Folder) (string, err
 // current version only once the new one is complete: a failed or cut-off
 // upload leaves no file and the old version intact. The parent folder must
 // exist and the principal needs write permission on it.
+//
+// Put reads from r only after every check has passed, so a caller streaming
+// r from a client (SFTP) learns of a refusal before sending any content.
 func (s *Service) Put(ctx context.Context, p *ferry.Principal, path string, r io.Reader) (*ferry.File, error) {
 	const op = "transfer.Put"
 	path, err := clean(op, p, path)

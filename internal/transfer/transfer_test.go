@@ -241,3 +241,45 @@ func TestGrants(t *testing.T) {
 		t.Fatalf("denials audited: %d, want ≥ 3", denied)
 	}
 }
+
+// TestReplace renames a file onto another atomically, shredding the old one.
+func TestReplace(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		e := newEnv(t, d)
+		a, _ := e.tr.Put(ctx, e.admin, "/a.part", bytes.NewReader([]byte("new")))
+		b, _ := e.tr.Put(ctx, e.admin, "/b.txt", bytes.NewReader([]byte("old")))
+		if _, err := e.tr.CreateFolder(ctx, e.admin, "/dir", ""); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.tr.Replace(ctx, e.admin, "/a.part", "/dir"); ferry.KindOf(err) != ferry.Exist {
+			t.Fatalf("replace onto a folder: %v", err)
+		}
+		if err := e.tr.Replace(ctx, e.admin, "/a.part", "/b.txt"); err != nil {
+			t.Fatal(err)
+		}
+		dl, err := e.tr.Open(ctx, e.admin, "/b.txt")
+		if err != nil || dl.File.ID != a.ID {
+			t.Fatalf("after replace /b.txt is %+v, %v", dl, err)
+		}
+		if _, err := e.tr.Open(ctx, e.admin, "/a.part"); ferry.KindOf(err) != ferry.NotExist {
+			t.Fatalf("source still there: %v", err)
+		}
+		if _, err := d.FileByID(ctx, b.ID); ferry.KindOf(err) != ferry.NotExist {
+			t.Fatal("replaced file's row (wrapped key) survived")
+		}
+		if _, err := os.Stat(e.blobFile(t, b)); !os.IsNotExist(err) {
+			t.Fatal("replaced file's blob survived")
+		}
+		// Replacing needs delete permission on the target's folder.
+		u := &ferry.User{ID: ferry.NewID(nil), OrgID: e.org.ID, Email: "w@acme.test", Role: ferry.RoleUser}
+		d.CreateUser(ctx, u)
+		root, _ := d.FolderByPath(ctx, e.org.ID, "/")
+		d.SetGrant(ctx, ferry.Grant{FolderID: root.ID, UserID: u.ID, Perms: ferry.PermList | ferry.PermRead | ferry.PermWrite})
+		p := &ferry.Principal{UserID: u.ID, Email: u.Email, OrgID: e.org.ID, Role: ferry.RoleUser}
+		e.tr.Put(ctx, e.admin, "/c.part", bytes.NewReader([]byte("c")))
+		if err := e.tr.Replace(ctx, p, "/c.part", "/b.txt"); ferry.KindOf(err) != ferry.Permission {
+			t.Fatalf("replace without delete permission: %v", err)
+		}
+	})
+}
