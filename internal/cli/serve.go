@@ -94,7 +94,10 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	if err != nil {
 		return fmt.Errorf("SSH host keys: %w", err)
 	}
-	sftpSrv, err := sftpd.New(sftpd.Config{HostKeys: hostKeys, LegacyAlgorithms: cfg.SFTPLegacy, Logger: logger}, tr, au, auth.NewLimiter(auth.DefaultLimiterConfig, now))
+	// One brute-force defence for every way in: SFTP logins and bearer
+	// tokens on the public and admin listeners.
+	limiter := auth.NewLimiter(auth.DefaultLimiterConfig, now)
+	sftpSrv, err := sftpd.New(sftpd.Config{HostKeys: hostKeys, LegacyAlgorithms: cfg.SFTPLegacy, Logger: logger}, tr, au, limiter)
 	if err != nil {
 		return err
 	}
@@ -110,8 +113,8 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	tlsCfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 
 	ready := func(ctx context.Context) error { return d.Ping(ctx) }
-	public := httpd.NewPublicHandler(logger, httpd.PublicConfig{MaxUpload: cfg.MaxUpload, Ready: ready, BodyIdle: cfg.UploadIdle}, tr, au, metrics)
-	adminH := httpd.NewAdminHandler(logger, httpd.AdminConfig{Ready: ready}, ad, au, metrics)
+	public := httpd.NewPublicHandler(logger, httpd.PublicConfig{MaxUpload: cfg.MaxUpload, Ready: ready, BodyIdle: cfg.UploadIdle, Limiter: limiter}, tr, au, metrics)
+	adminH := httpd.NewAdminHandler(logger, httpd.AdminConfig{Ready: ready, Limiter: limiter}, ad, au, metrics)
 	socketH := httpd.NewAdminSocketHandler(logger, httpd.AdminConfig{Ready: ready}, ad, au, metrics)
 
 	publicLn, err := net.Listen("tcp", cfg.PublicAddr)

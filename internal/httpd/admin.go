@@ -16,7 +16,8 @@ import (
 
 // AdminConfig is what the admin plane needs to know.
 type AdminConfig struct {
-	Ready func(context.Context) error
+	Ready   func(context.Context) error
+	Limiter *auth.Limiter // brute-force defence for bearer tokens (optional)
 }
 
 type adminPlane struct {
@@ -78,7 +79,7 @@ func (h *adminPlane) api(fn handlerFunc) http.Handler {
 		if !ok || tok == "" || len(tok) > 512 {
 			return ferry.E("httpd.adminAuth", ferry.Unauthenticated, "send Authorization: Bearer TOKEN")
 		}
-		p, err := h.auth.Token(r.Context(), tok, remoteHost(r))
+		p, err := bearer(w, r, h.auth, h.cfg.Limiter, tok)
 		if err != nil {
 			return err
 		}

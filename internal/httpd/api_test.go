@@ -209,3 +209,24 @@ func waitExpired(t *testing.T, s *ferrytest.Server, tok string) {
 	}
 	t.Fatal("expired token still accepted")
 }
+
+// TestBadTokenLockout: an address that presents ten bad tokens in a row is
+// locked out (429 with Retry-After), even with a good token, and stops
+// filling the audit log.
+func TestBadTokenLockout(t *testing.T) {
+	s, _, alice, _ := setup(t)
+	for i := 0; i < 10; i++ {
+		expectErr(t, s.Do("GET", "/api/v1/folders/finance", "ferry_0123456789abcdef_guess", nil), 401, "unauthenticated")
+	}
+	res := s.Do("GET", "/api/v1/folders/finance", alice, nil)
+	expectErr(t, res, 429, "quota")
+	if res.Header.Get("Retry-After") == "" {
+		t.Fatal("no Retry-After")
+	}
+	before, _, _ := s.Run("", "audit", "log", "--action", "auth.token", "--json")
+	expectErr(t, s.Do("GET", "/api/v1/folders/finance", "ferry_0123456789abcdef_guess", nil), 429, "quota")
+	after, _, _ := s.Run("", "audit", "log", "--action", "auth.token", "--json")
+	if strings.Count(before, "\n") != 10 || before != after {
+		t.Fatalf("audited token failures: %d before, %d after the lockout", strings.Count(before, "\n"), strings.Count(after, "\n"))
+	}
+}

@@ -25,6 +25,9 @@ type PublicConfig struct {
 	// is cut (default one minute): a client trickling bytes cannot hold a
 	// request open for ever.
 	BodyIdle time.Duration
+	// Limiter, when set, locks out addresses that present too many bad
+	// tokens (shared with the other login paths).
+	Limiter *auth.Limiter
 }
 
 func (c PublicConfig) idle() time.Duration {
@@ -107,7 +110,7 @@ func (h *public) api(fn handlerFunc) http.Handler {
 		if !ok || tok == "" || len(tok) > 512 {
 			return ferry.E(op, ferry.Unauthenticated, "send Authorization: Bearer TOKEN")
 		}
-		p, err := h.auth.Token(r.Context(), tok, remoteHost(r))
+		p, err := bearer(w, r, h.auth, h.cfg.Limiter, tok)
 		if err != nil {
 			return err
 		}
@@ -326,4 +329,24 @@ func (h *public) createFolder(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"path": fo.Path, "type": "folder"})
 	return nil
+}
+
+// bearer authenticates a bearer token, refusing at once an address that the
+// limiter has locked out for presenting too many bad tokens (429 with
+// Retry-After; no token is checked, nothing more is audited), and counting
+// each bad token against the address.
+func bearer(w http.ResponseWriter, r *http.Request, au *auth.Service, lim *auth.Limiter, tok string) (*ferry.Principal, error) {
+	const op = "httpd.bearer"
+	key := auth.AddrKey(remoteHost(r))
+	if lim != nil {
+		if ok, wait := lim.Allow(key); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+			return nil, ferry.E(op, ferry.Quota, "too many failed authentications from your address; try again later")
+		}
+	}
+	p, err := au.Token(r.Context(), tok, remoteHost(r))
+	if ferry.KindOf(err) == ferry.Unauthenticated && lim != nil {
+		lim.Fail(key)
+	}
+	return p, err
 }

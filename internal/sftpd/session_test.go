@@ -236,8 +236,11 @@ func TestStatusCodes(t *testing.T) {
 		{"symlink", c.Symlink("/in/a.txt", "/in/l"), fxUnsupported},
 		{"setstat", c.Chmod("/in/a.txt", 0o600), 0},
 		{"write granted", create("/in/new.txt"), 0},
-		{"posix-rename onto an existing file", c.PosixRename("/in/new.txt", "/in/a.txt"), fxFailure},
 		{"posix-rename", c.PosixRename("/in/new.txt", "/in/renamed.txt"), 0},
+		{"mkdir granted", c.Mkdir("/in/sub"), 0},
+		{"posix-rename onto a file without delete there", c.PosixRename("/in/renamed.txt", "/out/b.txt"), fxPermission},
+		{"posix-rename onto a folder", c.PosixRename("/in/renamed.txt", "/in/sub"), fxFailure},
+		{"posix-rename onto an existing file", c.PosixRename("/in/renamed.txt", "/in/a.txt"), 0},
 	} {
 		if got := code(tc.err); got != tc.want {
 			t.Errorf("%s: status %d (%v), want %d", tc.name, got, tc.err, tc.want)
