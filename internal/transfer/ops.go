@@ -72,10 +72,11 @@ func (s *Service) List(ctx context.Context, p *ferry.Principal, path string) ([]
 		return nil, err
 	}
 	ev := s.event(p, "folder.list", path)
-	a, err := s.accessAt(ctx, p, path)
+	grants, err := s.grantsOf(ctx, p)
 	if err != nil {
 		return nil, err
 	}
+	a := grants.at(path)
 	if !a.visible {
 		ev.Outcome, ev.Detail = ferry.OutcomeDenied, "not visible"
 		if err := s.append(ctx, ev); err != nil {
@@ -95,14 +96,8 @@ func (s *Service) List(ctx context.Context, p *ferry.Principal, path string) ([]
 	}
 	var out []Entry
 	for _, sub := range subs {
-		if !a.perm.Has(ferry.PermList) {
-			sa, err := s.accessAt(ctx, p, sub.Path)
-			if err != nil {
-				return nil, err
-			}
-			if !sa.visible {
-				continue
-			}
+		if !a.perm.Has(ferry.PermList) && !grants.at(sub.Path).visible {
+			continue
 		}
 		out = append(out, Entry{Name: sub.Name, Folder: true, Modified: sub.Created})
 	}

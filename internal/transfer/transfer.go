@@ -69,19 +69,38 @@ type access struct {
 // admins and the operator hold every permission in their organisation; others
 // hold the union of their grants on the path and its ancestors.
 func (s *Service) accessAt(ctx context.Context, p *ferry.Principal, path string) (access, error) {
-	if p.Operator || p.System || p.Role == ferry.RoleAdmin {
-		return access{perm: ferry.PermAll, visible: true}, nil
-	}
-	grants, err := s.db.GrantsForUser(ctx, p.UserID)
+	g, err := s.grantsOf(ctx, p)
 	if err != nil {
 		return access{}, err
 	}
+	return g.at(path), nil
+}
+
+// grantSet is what a principal was granted, loaded once for a request.
+type grantSet struct {
+	all    bool // organisation admin, operator or system: everything
+	grants []db.PathGrant
+}
+
+func (s *Service) grantsOf(ctx context.Context, p *ferry.Principal) (grantSet, error) {
+	if p.Operator || p.System || p.Role == ferry.RoleAdmin {
+		return grantSet{all: true}, nil
+	}
+	grants, err := s.db.GrantsForUser(ctx, p.UserID)
+	return grantSet{grants: grants}, err
+}
+
+// at computes the access the grants give at a clean path.
+func (g grantSet) at(path string) access {
+	if g.all {
+		return access{perm: ferry.PermAll, visible: true}
+	}
 	var a access
-	for _, g := range grants {
+	for _, gr := range g.grants {
 		switch {
-		case isAncestorOrSelf(g.Path, path):
-			a.perm |= g.Perms
-		case isAncestorOrSelf(path, g.Path):
+		case isAncestorOrSelf(gr.Path, path):
+			a.perm |= gr.Perms
+		case isAncestorOrSelf(path, gr.Path):
 			a.visible = true
 		}
 	}
@@ -90,7 +109,7 @@ func (s *Service) accessAt(ctx context.Context, p *ferry.Principal, path string)
 	if a.perm != 0 || path == "/" {
 		a.visible = true
 	}
-	return a, nil
+	return a
 }
 
 func isAncestorOrSelf(anc, p string) bool {
@@ -213,6 +232,7 @@ func (s *Service) Put(ctx context.Context, p *ferry.Principal, path string, r io
 	if err != nil {
 		return nil, s.fail(ctx, ev, err)
 	}
+	ev.Org = org.Name
 
 	now := s.now().UTC()
 	f := &ferry.File{
