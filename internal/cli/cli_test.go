@@ -273,3 +273,27 @@ func TestUsage(t *testing.T) {
 		t.Fatalf("verify of an empty dir: %v", err)
 	}
 }
+
+func TestAdminHold(t *testing.T) {
+	s := ferrytest.Start(t)
+	tok := s.User("acme", "a@acme.test", "admin")
+	ferrytest.Expect(t, s.Do("PUT", "/api/v1/files/contract.pdf", tok, strings.NewReader("signed")), 201)
+	if out := s.Admin("hold", "--org", "acme", "/contract.pdf"); !strings.Contains(out, "on hold") {
+		t.Fatalf("hold: %s", out)
+	}
+	b := ferrytest.Expect(t, s.Do("GET", "/api/v1/folders/", tok, nil), 200)
+	if !strings.Contains(b, `"hold": true`) {
+		t.Fatalf("listing does not show the hold: %s", b)
+	}
+	s.Admin("hold", "--org", "acme", "/contract.pdf", "--release")
+	if b := ferrytest.Expect(t, s.Do("GET", "/api/v1/folders/", tok, nil), 200); strings.Contains(b, `"hold": true`) {
+		t.Fatalf("hold not released: %s", b)
+	}
+	if _, _, err := s.Run("", "admin", "hold", "--org", "acme", "/missing.pdf"); err == nil || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("hold of a missing file: %v", err)
+	}
+	out, _, err := s.Run("", "audit", "log", "--action", "file.*", "--actor", "operator")
+	if err != nil || !strings.Contains(out, "file.hold") || !strings.Contains(out, "file.release") {
+		t.Fatalf("hold not audited: %v\n%s", err, out)
+	}
+}
