@@ -51,6 +51,7 @@ func (b *idleReader) Read(p []byte) (int, error) {
 }
 
 type public struct {
+	tusd tusMethods
 	errorRenderer
 	cfg  PublicConfig
 	tr   *transfer.Service
