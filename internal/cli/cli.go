@@ -1,5 +1,6 @@
-// Package cli is the ferry command: `ferry serve`, `ferry admin …` and
-// `ferry audit …`. cmd/ferry's main calls Run; tests call it too (through
+// Package cli is the ferry command: `ferry serve`, `ferry admin …`,
+// `ferry audit …` and the client commands (`ferry login`, `put`, `get`, `ls`,
+// `rm`, `mkdir`, `mv`). cmd/ferry's main calls Run; tests call it too (through
 // internal/ferrytest), so the program under test is the real one.
 package cli
 
@@ -37,6 +38,15 @@ const usage = `usage: ferry COMMAND [ARGS]
         administer a running server through DIR/admin.sock (ferry admin --help)
   ferry audit verify|log --data DIR …
         check and read the audit log (ferry audit --help)
+  ferry login --server URL [--token TOKEN] [--ca FILE]
+        check an API token and store it for the commands below
+  ferry put [--json] LOCAL... REMOTE      upload files and directories (resumable)
+  ferry get [-r] [--json] REMOTE... LOCAL download files and folders (resumable, verified)
+  ferry ls [-l] [REMOTE]                  list a folder
+  ferry rm [-r] REMOTE...                 delete files and folders
+  ferry mkdir [-p] REMOTE...              create folders
+  ferry mv SRC DST                        rename or move
+        (each takes --server, --token, --ca; ferry put --help says more)
   ferry version
 `
 
@@ -56,6 +66,20 @@ func Run(ctx context.Context, args []string, env Env) error {
 		return runAdmin(ctx, args[1:], env)
 	case "audit":
 		return runAudit(ctx, args[1:], env)
+	case "login":
+		return runLogin(ctx, args[1:], env)
+	case "put":
+		return runPut(ctx, args[1:], env)
+	case "get":
+		return runGet(ctx, args[1:], env)
+	case "ls":
+		return runLs(ctx, args[1:], env)
+	case "rm":
+		return runRm(ctx, args[1:], env)
+	case "mkdir":
+		return runMkdir(ctx, args[1:], env)
+	case "mv":
+		return runMv(ctx, args[1:], env)
 	case "version", "--version":
 		fmt.Fprintln(env.Stdout, "ferry", Version)
 		return nil
