@@ -88,7 +88,7 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	metrics := httpd.NewMetrics(func() float64 { return float64(alog.Appends()) })
 	au := auth.New(d, alog, now, rand.Reader, logger)
 	tr := transfer.New(transfer.Config{DB: d, Blobs: blobs, KEKs: keks, Audit: alog, Now: now, Rand: rand.Reader, Logger: logger,
-		Metrics: transfer.Metrics{Transfer: metrics.Transfer}})
+		Metrics: transfer.Metrics{Transfer: metrics.Transfer}, UploadTTL: cfg.UploadTTL})
 	ad := admin.New(d, au, tr, keks, alog, now, rand.Reader, logger)
 	hostKeys, err := sftpd.LoadOrCreateHostKeys(keyDir, rand.Reader, cfg.SFTPLegacy)
 	if err != nil {

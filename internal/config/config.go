@@ -30,6 +30,7 @@ type Config struct {
 	SweepInterval   time.Duration // how often expired files are shredded
 	ShutdownTimeout time.Duration // how long in-flight requests get at shutdown
 	UploadIdle      time.Duration // how long an upload body may stall
+	UploadTTL       time.Duration // how long a resumable upload may sit without a write
 	AdminRemote     bool          // allow a non-loopback admin listener
 	LogLevel        string        // debug, info, warn, error
 }
@@ -71,6 +72,10 @@ var options = []option{
 	}},
 	{"upload-idle-timeout", "FERRY_UPLOAD_IDLE_TIMEOUT", "1m", "cut an upload whose body stalls this long", func(c *Config, v string) (err error) {
 		c.UploadIdle, err = time.ParseDuration(v)
+		return err
+	}},
+	{"upload-ttl", "FERRY_UPLOAD_TTL", "24h", "shred a resumable upload left this long without a write", func(c *Config, v string) (err error) {
+		c.UploadTTL, err = time.ParseDuration(v)
 		return err
 	}},
 	{"admin-remote", "FERRY_ADMIN_REMOTE", "false", "allow the admin listener on a non-loopback address", func(c *Config, v string) (err error) {
@@ -178,8 +183,8 @@ func (c *Config) Validate() error {
 	if c.MaxUpload <= 0 {
 		return fmt.Errorf("max-upload must be positive")
 	}
-	if c.SweepInterval <= 0 || c.ShutdownTimeout < 0 || c.UploadIdle <= 0 {
-		return fmt.Errorf("sweep-interval and upload-idle-timeout must be positive, shutdown-timeout not negative")
+	if c.SweepInterval <= 0 || c.ShutdownTimeout < 0 || c.UploadIdle <= 0 || c.UploadTTL <= 0 {
+		return fmt.Errorf("sweep-interval, upload-idle-timeout and upload-ttl must be positive, shutdown-timeout not negative")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

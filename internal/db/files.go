@@ -8,7 +8,7 @@ import (
 	"ferry.dev/ferry/internal/ferry"
 )
 
-const fileCols = `f.id, f.org_id, f.folder_id, f.name, fo.path, f.size, f.sha256, f.blob_id, f.wrapped_key, f.kek_id, f.uploader_id, f.party_id, f.created, f.modified, f.expires, f.hold`
+const fileCols = `f.id, f.org_id, f.folder_id, f.name, fo.path, f.size, f.sha256, f.blob_id, f.wrapped_key, f.kek_id, f.uploader_id, f.party_id, f.created, f.modified, f.expires, f.hold, f.parts`
 
 func scanFile(row interface{ Scan(...any) error }) (*ferry.File, error) {
 	var f ferry.File
@@ -17,7 +17,7 @@ func scanFile(row interface{ Scan(...any) error }) (*ferry.File, error) {
 	var created, modified, expires int64
 	var hold int
 	if err := row.Scan(&f.ID, &f.OrgID, &f.FolderID, &f.Name, &folderPath, &f.Size, &f.SHA256, &f.BlobID, &f.WrappedKey, &f.KEKID,
-		&f.UploaderID, &party, &created, &modified, &expires, &hold); err != nil {
+		&f.UploaderID, &party, &created, &modified, &expires, &hold, &f.Parts); err != nil {
 		return nil, err
 	}
 	if folderPath == "/" {
@@ -80,39 +80,91 @@ func (d *DB) files(ctx context.Context, op, query string, args ...any) ([]*ferry
 // the old file (if any) stays, or f replaces it. The replaced file's row, and
 // with it its wrapped data key, is gone when PutFile returns; the caller
 // deletes its blob. A folder of the same name refuses the write with Exist.
-func (d *DB) PutFile(ctx context.Context, f *ferry.File, folderPath string) (replaced *ferry.File, err error) {
+func (d *DB) PutFile(ctx context.Context, f *ferry.File, folderPath string) (replaced *ferry.File, blobs []string, err error) {
 	err = d.tx(ctx, func(tx *sql.Tx) error {
-		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM folders WHERE parent_id = $1 AND name = $2`, f.FolderID, f.Name).Scan(&n); err != nil {
-			return dbErr("PutFile", err)
-		}
-		if n > 0 {
-			return ferry.E("db.PutFile", ferry.Exist, "a folder of that name exists")
-		}
-		old, err := scanFile(tx.QueryRowContext(ctx, `SELECT `+fileCols+` FROM files f JOIN folders fo ON fo.id = f.folder_id WHERE f.folder_id = $1 AND f.name = $2`, f.FolderID, f.Name))
-		switch {
-		case err == nil:
-			replaced = old
-			if _, err := tx.ExecContext(ctx, `DELETE FROM files WHERE id = $1`, old.ID); err != nil {
-				return dbErr("PutFile", err)
-			}
-		case err != sql.ErrNoRows:
-			return dbErr("PutFile", err)
-		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO files (id, org_id, folder_id, name, size, sha256, blob_id, wrapped_key, kek_id, uploader_id, party_id, created, modified, expires, hold)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
-			f.ID, f.OrgID, f.FolderID, f.Name, f.Size, f.SHA256, f.BlobID, f.WrappedKey, f.KEKID, f.UploaderID, nullStr(f.PartyID),
-			micro(f.Created), micro(f.Modified), micro(f.Expires), boolInt(f.Hold))
-		return dbErr("PutFile", err)
+		return putFile(ctx, tx, f, &replaced, &blobs)
 	})
-	return replaced, err
+	return replaced, blobs, err
+}
+
+// putFile is PutFile inside a transaction; it sets *replaced and *blobs when
+// it replaces a file.
+func putFile(ctx context.Context, tx *sql.Tx, f *ferry.File, replaced **ferry.File, blobs *[]string) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM folders WHERE parent_id = $1 AND name = $2`, f.FolderID, f.Name).Scan(&n); err != nil {
+		return dbErr("PutFile", err)
+	}
+	if n > 0 {
+		return ferry.E("db.PutFile", ferry.Exist, "a folder of that name exists")
+	}
+	old, err := scanFile(tx.QueryRowContext(ctx, `SELECT `+fileCols+` FROM files f JOIN folders fo ON fo.id = f.folder_id WHERE f.folder_id = $1 AND f.name = $2`, f.FolderID, f.Name))
+	switch {
+	case err == nil:
+		*replaced = old
+		if *blobs, err = deleteFileRow(ctx, tx, old); err != nil {
+			return dbErr("PutFile", err)
+		}
+	case err != sql.ErrNoRows:
+		return dbErr("PutFile", err)
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO files (id, org_id, folder_id, name, size, sha256, blob_id, wrapped_key, kek_id, uploader_id, party_id, created, modified, expires, hold, parts)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
+		f.ID, f.OrgID, f.FolderID, f.Name, f.Size, f.SHA256, f.BlobID, f.WrappedKey, f.KEKID, f.UploaderID, nullStr(f.PartyID),
+		micro(f.Created), micro(f.Modified), micro(f.Expires), boolInt(f.Hold), f.Parts)
+	return dbErr("PutFile", err)
+}
+
+// deleteFileRow deletes a file's row and its parts' rows, and returns the
+// ids of the blobs that held its content, for the caller to delete once the
+// transaction commits.
+func deleteFileRow(ctx context.Context, tx execer, f *ferry.File) ([]string, error) {
+	blobs := []string{f.BlobID}
+	if f.Parts > 0 {
+		var err error
+		if blobs, err = partBlobs(ctx, tx, f.ID); err != nil {
+			return nil, err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM file_parts WHERE file_id = $1`, f.ID); err != nil {
+			return nil, err
+		}
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM files WHERE id = $1`, f.ID)
+	return blobs, err
+}
+
+func partBlobs(ctx context.Context, q execer, fileID string) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT blob_id FROM file_parts WHERE file_id = $1 ORDER BY idx`, fileID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
 }
 
 // DeleteFile removes a file's row, destroying its wrapped data key
-// (crypto-shredding); the caller deletes the blob.
-func (d *DB) DeleteFile(ctx context.Context, id string) error {
-	res, err := d.sql.ExecContext(ctx, `DELETE FROM files WHERE id = $1`, id)
-	return affectedOne("DeleteFile", res, err)
+// (crypto-shredding), and returns the ids of the blobs that held its content
+// for the caller to delete.
+func (d *DB) DeleteFile(ctx context.Context, f *ferry.File) (blobs []string, err error) {
+	err = d.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM files WHERE id = $1`, f.ID).Scan(&n); err != nil {
+			return dbErr("DeleteFile", err)
+		}
+		if n == 0 {
+			return ferry.E("db.DeleteFile", ferry.NotExist, "no such file")
+		}
+		blobs, err = deleteFileRow(ctx, tx, f)
+		return dbErr("DeleteFile", err)
+	})
+	return blobs, err
 }
 
 // MoveFile renames or moves a file. The target must not exist.
@@ -135,7 +187,7 @@ func (d *DB) MoveFile(ctx context.Context, id, newFolderID, newName string, modi
 // file already there (whose row, and wrapped data key, is deleted in the same
 // transaction and returned so the caller can delete its blob). A folder at the
 // target refuses the move with Exist.
-func (d *DB) ReplaceFile(ctx context.Context, id, newFolderID, newName string, modified time.Time) (replaced *ferry.File, err error) {
+func (d *DB) ReplaceFile(ctx context.Context, id, newFolderID, newName string, modified time.Time) (replaced *ferry.File, blobs []string, err error) {
 	err = d.tx(ctx, func(tx *sql.Tx) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM folders WHERE parent_id = $1 AND name = $2`, newFolderID, newName).Scan(&n); err != nil {
@@ -150,7 +202,7 @@ func (d *DB) ReplaceFile(ctx context.Context, id, newFolderID, newName string, m
 			return nil // renaming a file onto itself
 		case err == nil:
 			replaced = old
-			if _, err := tx.ExecContext(ctx, `DELETE FROM files WHERE id = $1`, old.ID); err != nil {
+			if blobs, err = deleteFileRow(ctx, tx, old); err != nil {
 				return dbErr("ReplaceFile", err)
 			}
 		case err != sql.ErrNoRows:
@@ -159,7 +211,7 @@ func (d *DB) ReplaceFile(ctx context.Context, id, newFolderID, newName string, m
 		res, err := tx.ExecContext(ctx, `UPDATE files SET folder_id = $1, name = $2, modified = $3 WHERE id = $4`, newFolderID, newName, micro(modified), id)
 		return affectedOne("ReplaceFile", res, err)
 	})
-	return replaced, err
+	return replaced, blobs, err
 }
 
 // SetHold sets or clears a file's legal hold.
@@ -172,6 +224,6 @@ func (d *DB) SetHold(ctx context.Context, id string, hold bool) error {
 // sweeper uses it.
 func (d *DB) BlobInUse(ctx context.Context, blobID string) (bool, error) {
 	var n int
-	err := d.sql.QueryRowContext(ctx, `SELECT COUNT(*) FROM files WHERE blob_id = $1`, blobID).Scan(&n)
+	err := d.sql.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM files WHERE blob_id = $1) + (SELECT COUNT(*) FROM file_parts WHERE blob_id = $1)`, blobID).Scan(&n)
 	return n > 0, dbErr("BlobInUse", err)
 }

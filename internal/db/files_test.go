@@ -57,15 +57,15 @@ func TestFoldersFilesGrants(t *testing.T) {
 				WrappedKey: []byte{1}, KEKID: "k", UploaderID: u.ID, Created: now, Modified: now, Expires: now.Add(time.Hour)}
 		}
 		f1 := file("a.txt", "b1")
-		if old, err := d.PutFile(ctx, f1, y.Path); err != nil || old != nil {
+		if old, _, err := d.PutFile(ctx, f1, y.Path); err != nil || old != nil {
 			t.Fatalf("PutFile: %v %v", old, err)
 		}
 		f2 := file("a.txt", "b2")
-		old, err := d.PutFile(ctx, f2, y.Path)
-		if err != nil || old == nil || old.BlobID != "b1" {
-			t.Fatalf("replace: %+v %v", old, err)
+		old, blobs, err := d.PutFile(ctx, f2, y.Path)
+		if err != nil || old == nil || old.BlobID != "b1" || len(blobs) != 1 || blobs[0] != "b1" {
+			t.Fatalf("replace: %+v %v %v", old, blobs, err)
 		}
-		if _, err := d.PutFile(ctx, file("q1", "b3"), y.Path); ferry.KindOf(err) != ferry.Exist {
+		if _, _, err := d.PutFile(ctx, file("q1", "b3"), y.Path); ferry.KindOf(err) != ferry.Exist {
 			t.Fatalf("file over folder: %v", err)
 		}
 		got, err := d.FileByName(ctx, y.ID, "a.txt")
@@ -105,8 +105,11 @@ func TestFoldersFilesGrants(t *testing.T) {
 		if exp, _ := d.ExpiredFiles(ctx, now.Add(2*time.Hour), 10); len(exp) != 0 {
 			t.Fatalf("held file listed as expired")
 		}
-		if err := d.DeleteFile(ctx, f2.ID); err != nil {
-			t.Fatal(err)
+		if blobs, err := d.DeleteFile(ctx, f2); err != nil || len(blobs) != 1 || blobs[0] != "b2" {
+			t.Fatal(blobs, err)
+		}
+		if _, err := d.DeleteFile(ctx, f2); ferry.KindOf(err) != ferry.NotExist {
+			t.Fatalf("second delete: %v", err)
 		}
 		if _, err := d.FileByID(ctx, f2.ID); ferry.KindOf(err) != ferry.NotExist {
 			t.Fatalf("deleted file: %v", err)

@@ -24,6 +24,9 @@ const (
 	Integrity                   // Stored data failed authentication or a checksum.
 	Unavailable                 // A dependency is down; try again later.
 	Internal                    // A bug or an unexpected failure.
+	Conflict                    // The request does not match the current state (say, a resume offset); re-read and retry.
+	Expired                     // The object existed but has expired.
+	Checksum                    // Content sent by the client does not match the checksum it declared.
 )
 
 var kindNames = [...]string{
@@ -39,6 +42,9 @@ var kindNames = [...]string{
 	Integrity:       "integrity",
 	Unavailable:     "unavailable",
 	Internal:        "internal",
+	Conflict:        "conflict",
+	Expired:         "expired",
+	Checksum:        "checksum",
 }
 
 // String returns the kind's stable wire name, as used in JSON errors.
@@ -153,6 +159,12 @@ func Message(err error) string {
 		return "stored data failed an integrity check"
 	case Unavailable:
 		return "service unavailable, try again later"
+	case Conflict:
+		return "conflicts with the current state"
+	case Expired:
+		return "expired"
+	case Checksum:
+		return "checksum mismatch"
 	}
 	return "internal error"
 }

@@ -92,6 +92,32 @@ type File struct {
 	Modified   time.Time
 	Expires    time.Time
 	Hold       bool // legal hold: never expires while set
+	// Parts is 0 when the content is the one encrypted stream BlobID, and
+	// the number of parts when it was written in several sessions (a
+	// resumed upload): each part is its own stream, and BlobID is the first.
+	Parts int
+}
+
+// Upload is a resumable upload in progress: a file being written in one or
+// more sessions, possibly from different clients or nodes. Everything needed
+// to continue it is here.
+type Upload struct {
+	ID           string
+	OrgID        string
+	Owner        string // user id (or principal name) of the only principal that may continue it
+	Path         string // destination, clean
+	Size         int64  // declared length in bytes
+	Received     int64  // bytes stored so far: the offset to continue from
+	Parts        int    // parts stored so far
+	ExpectSHA256 []byte // SHA-256 the client declared for the whole file, or nil
+	HashState    []byte // SHA-256 state over the first Received bytes
+	FileID       string // id the file will have; parts are stored under it
+	WrappedKey   []byte // the file's data key, wrapped by the organisation's KEK
+	KEKID        string
+	Protocol     string // protocol that created it: "https", "sftp"
+	Created      time.Time
+	Updated      time.Time
+	Expires      time.Time // abandoned after this: shredded by the sweeper
 }
 
 // Perm is a set of permissions on a folder and everything below it.

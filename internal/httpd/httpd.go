@@ -65,6 +65,12 @@ func statusOf(k ferry.Kind) int {
 		return http.StatusInsufficientStorage
 	case ferry.Unavailable:
 		return http.StatusServiceUnavailable
+	case ferry.Conflict:
+		return http.StatusConflict
+	case ferry.Expired:
+		return http.StatusGone
+	case ferry.Checksum:
+		return 460 // tus checksum extension: Checksum Mismatch
 	}
 	return http.StatusInternalServerError
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tus/tusd/v2/pkg/handler"
+
 	"ferry.dev/ferry/internal/auth"
 	"ferry.dev/ferry/internal/ferry"
 	"ferry.dev/ferry/internal/transfer"
@@ -51,7 +53,7 @@ func (b *idleReader) Read(p []byte) (int, error) {
 }
 
 type public struct {
-	tusd tusMethods
+	tusd *handler.UnroutedHandler
 	errorRenderer
 	cfg  PublicConfig
 	tr   *transfer.Service
@@ -62,6 +64,12 @@ type public struct {
 // REST API, authenticated with bearer tokens.
 func NewPublicHandler(logger *slog.Logger, cfg PublicConfig, tr *transfer.Service, au *auth.Service, m *Metrics) http.Handler {
 	h := &public{errorRenderer: errorRenderer{logger: logger, metrics: m}, cfg: cfg, tr: tr, auth: au}
+	tusd, err := newTusHandler(tr, cfg.MaxUpload, cfg.idle())
+	if err != nil {
+		// Only a store composer without a core store fails; this one has one.
+		panic("httpd: tus handler: " + err.Error())
+	}
+	h.tusd = tusd
 	mux := http.NewServeMux()
 	h.routes(mux)
 	return common("public", m, rejectDotSegments(h.errorRenderer, mux))

@@ -64,7 +64,7 @@ func toStatus(logger *slog.Logger, op string, err error) error {
 		return &statusError{sftp.ErrSSHFxNoSuchFile, msg}
 	case ferry.Permission, ferry.Unauthenticated:
 		return &statusError{sftp.ErrSSHFxPermissionDenied, msg}
-	case ferry.Invalid, ferry.Exist, ferry.Quota, ferry.TooLarge, ferry.NoSpace, ferry.Integrity, ferry.Unavailable:
+	case ferry.Invalid, ferry.Exist, ferry.Quota, ferry.TooLarge, ferry.NoSpace, ferry.Integrity, ferry.Unavailable, ferry.Conflict, ferry.Expired, ferry.Checksum:
 		if ferry.KindOf(err) == ferry.Integrity || ferry.KindOf(err) == ferry.Unavailable {
 			logger.Warn("sftp operation failed", "op", op, "err", err)
 		}

@@ -210,10 +210,11 @@ func (s *Service) Delete(ctx context.Context, p *ferry.Principal, path string) e
 
 // shred deletes a file's row (and wrapped key) and then its blob.
 func (s *Service) shred(ctx context.Context, f *ferry.File, ev *ferry.Event) error {
-	if err := s.db.DeleteFile(ctx, f.ID); err != nil {
+	blobs, err := s.db.DeleteFile(ctx, f)
+	if err != nil {
 		return s.fail(ctx, ev, err)
 	}
-	s.deleteBlob(ctx, f.BlobID)
+	s.deleteBlobs(ctx, blobs)
 	ev.Bytes, ev.SHA256 = f.Size, hex.EncodeToString(f.SHA256)
 	return s.append(ctx, ev)
 }
@@ -306,7 +307,7 @@ func (s *Service) Replace(ctx context.Context, p *ferry.Principal, src, dst stri
 	if err != nil {
 		return s.notFound(ctx, op, ev, err)
 	}
-	old, err := s.db.ReplaceFile(ctx, file.ID, dstParent.ID, dstName, s.now().UTC())
+	old, oldBlobs, err := s.db.ReplaceFile(ctx, file.ID, dstParent.ID, dstName, s.now().UTC())
 	if err != nil {
 		if ferry.KindOf(err) == ferry.Exist {
 			err = ferry.Errorf(op, ferry.Exist, "%s is a folder", dst)
@@ -323,7 +324,7 @@ func (s *Service) Replace(ctx context.Context, p *ferry.Principal, src, dst stri
 		dev.Bytes, dev.SHA256 = old.Size, hex.EncodeToString(old.SHA256)
 		// The row, and with it the wrapped data key, went in the move's
 		// transaction; the blob follows.
-		s.deleteBlob(ctx, old.BlobID)
+		s.deleteBlobs(ctx, oldBlobs)
 		return s.append(ctx, dev)
 	}
 	return nil
@@ -348,10 +349,14 @@ func (s *Service) SetHold(ctx context.Context, p *ferry.Principal, path string, 
 }
 
 // Sweep crypto-shreds every file whose expiry has passed and that is not on
-// hold (DESIGN invariant 8), and returns how many it removed.
+// hold (DESIGN invariant 8), and every upload abandoned past its expiry, and
+// returns how many files and uploads it removed.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	sys := &ferry.Principal{System: true, Remote: "system"}
-	n := 0
+	n, err := s.sweepUploads(ctx)
+	if err != nil {
+		return n, err
+	}
 	for {
 		files, err := s.db.ExpiredFiles(ctx, s.now(), 100)
 		if err != nil || len(files) == 0 {
@@ -367,4 +372,16 @@ func (s *Service) Sweep(ctx context.Context) (int, error) {
 			n++
 		}
 	}
+}
+
+// OrgName returns the name of the principal's organisation.
+func (s *Service) OrgName(ctx context.Context, p *ferry.Principal) (string, error) {
+	if p == nil || p.OrgID == "" {
+		return "", ferry.E("transfer.OrgName", ferry.Unauthenticated, "authentication required")
+	}
+	o, err := s.db.OrgByID(ctx, p.OrgID)
+	if err != nil {
+		return "", err
+	}
+	return o.Name, nil
 }

@@ -94,13 +94,22 @@ func (d *Download) Read(ctx context.Context, offset, length int64) (io.ReadClose
 	return &readCloser{r: io.NewSectionReader(kr, offset, length), closer: closer, want: length, ctx: ctx, d: d, ev: ev}, nil
 }
 
-// openBlob opens and decrypts a file's blob.
-func (s *Service) openBlob(ctx context.Context, f *ferry.File) (*keys.Reader, io.Closer, error) {
+// content is a file's decrypted content.
+type content interface {
+	io.ReaderAt
+	Size() int64
+}
+
+// openBlob opens and decrypts a file's content: one stream, or its parts.
+func (s *Service) openBlob(ctx context.Context, f *ferry.File) (content, io.Closer, error) {
 	dek, err := s.keks.Unwrap(ctx, f.OrgID, f.KEKID, f.WrappedKey, []byte(f.ID))
 	if err != nil {
 		return nil, nil, err
 	}
 	defer clear(dek)
+	if f.Parts > 0 {
+		return s.openParts(ctx, f, dek)
+	}
 	keyID, err := blobKeyID(f.BlobID)
 	if err != nil {
 		return nil, nil, err

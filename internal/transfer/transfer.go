@@ -33,6 +33,8 @@ type Service struct {
 	logger  *slog.Logger
 	metrics Metrics
 	bufs    sync.Pool // *[]byte of copyBufSize: copy buffers reused across uploads
+
+	uploadTTL time.Duration
 }
 
 const copyBufSize = 256 << 10
@@ -52,11 +54,18 @@ type Config struct {
 	Rand    io.Reader
 	Logger  *slog.Logger
 	Metrics Metrics
+	// UploadTTL is how long a resumable upload may sit without a write
+	// before it is shredded (DefaultUploadTTL when 0).
+	UploadTTL time.Duration
 }
 
 // New returns a transfer service.
 func New(c Config) *Service {
-	return &Service{db: c.DB, blobs: c.Blobs, keks: c.KEKs, log: c.Audit, now: c.Now, rand: c.Rand, logger: c.Logger, metrics: c.Metrics}
+	ttl := c.UploadTTL
+	if ttl <= 0 {
+		ttl = DefaultUploadTTL
+	}
+	return &Service{db: c.DB, blobs: c.Blobs, keks: c.KEKs, log: c.Audit, now: c.Now, rand: c.Rand, logger: c.Logger, metrics: c.Metrics, uploadTTL: ttl}
 }
 
 // access is what a principal may do at a path.
@@ -259,14 +268,14 @@ func (s *Service) Put(ctx context.Context, p *ferry.Principal, path string, r io
 	}
 	f.Size, f.SHA256 = size, sum
 	ev.Bytes, ev.SHA256 = size, hex.EncodeToString(sum)
-	old, err := s.db.PutFile(ctx, f, parentPath)
+	old, oldBlobs, err := s.db.PutFile(ctx, f, parentPath)
 	if err != nil {
 		s.deleteBlob(ctx, f.BlobID)
 		return nil, s.fail(ctx, ev, err)
 	}
 	if old != nil {
 		ev.Detail = "replaced previous version " + old.ID
-		s.deleteBlob(ctx, old.BlobID)
+		s.deleteBlobs(ctx, oldBlobs)
 	}
 	if s.metrics.Transfer != nil {
 		s.metrics.Transfer("in", size)
@@ -367,6 +376,13 @@ func blobKeyID(blobID string) ([16]byte, error) {
 	}
 	copy(id[:], b)
 	return id, nil
+}
+
+// deleteBlobs deletes the blobs of a file whose row is gone.
+func (s *Service) deleteBlobs(ctx context.Context, ids []string) {
+	for _, id := range ids {
+		s.deleteBlob(ctx, id)
+	}
 }
 
 func (s *Service) deleteBlob(ctx context.Context, id string) {
