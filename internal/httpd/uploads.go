@@ -147,6 +147,12 @@ func (t *tusUpload) GetInfo(ctx context.Context) (handler.FileInfo, error) {
 	if t.u.ExpectSHA256 != nil {
 		meta["sha256"] = hex.EncodeToString(t.u.ExpectSHA256)
 	}
+	if t.u.Size == transfer.SizeDeferred {
+		// Started over SFTP, which declares no length: tus clients see a
+		// deferred length they cannot declare (Ferry offers no
+		// creation-defer-length), so such an upload continues over SFTP.
+		return handler.FileInfo{ID: t.u.ID, SizeIsDeferred: true, Offset: t.u.Received, MetaData: meta}, nil
+	}
 	return handler.FileInfo{ID: t.u.ID, Size: t.u.Size, Offset: t.u.Received, MetaData: meta}, nil
 }
 

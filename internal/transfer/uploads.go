@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"math"
 	"strconv"
 	"time"
 
@@ -17,6 +18,11 @@ import (
 	"ferry.dev/ferry/internal/ferry"
 	"ferry.dev/ferry/internal/keys"
 )
+
+// SizeDeferred is the size of an upload whose length is not known in
+// advance (an SFTP upload): it is fixed by CompleteUpload at the bytes
+// received.
+const SizeDeferred = -1
 
 // DefaultUploadTTL is how long an upload may sit without a write before it is
 // abandoned and shredded.
@@ -44,7 +50,8 @@ func ownerOf(p *ferry.Principal) string {
 	return p.Name()
 }
 
-// CreateUpload starts a resumable upload of size bytes to path. The
+// CreateUpload starts a resumable upload of size bytes (or SizeDeferred)
+// to path. The
 // principal needs write permission on the existing parent folder; a folder
 // at path refuses it. expectSHA256, when not nil, is the SHA-256 the whole
 // content must have.
@@ -57,14 +64,14 @@ func (s *Service) CreateUpload(ctx context.Context, p *ferry.Principal, path str
 	if path == "/" {
 		return nil, ferry.E(op, ferry.Invalid, "a file needs a name")
 	}
-	if size < 0 {
+	if size < 0 && size != SizeDeferred {
 		return nil, ferry.E(op, ferry.Invalid, "negative upload length")
 	}
 	if expectSHA256 != nil && len(expectSHA256) != sha256.Size {
 		return nil, ferry.E(op, ferry.Invalid, "the expected SHA-256 must be 32 bytes (64 hex digits)")
 	}
 	ev := s.event(p, "upload.create", path)
-	ev.Bytes = size
+	ev.Bytes = max(size, 0)
 	parentPath, _ := ferry.ParentPath(path)
 	if err := s.check(ctx, op, p, ev, parentPath, ferry.PermWrite); err != nil {
 		return nil, err
@@ -183,6 +190,9 @@ func (s *Service) WriteUpload(ctx context.Context, p *ferry.Principal, id string
 	if u.Received == u.Size {
 		return u, 0, nil
 	}
+	if u.Size == SizeDeferred && offset > math.MaxInt64/2 {
+		return u, 0, ferry.E(op, ferry.TooLarge, "upload too large")
+	}
 	if chunkSHA256 != nil && len(chunkSHA256) != sha256.Size {
 		return u, 0, ferry.E(op, ferry.Invalid, "a SHA-256 checksum is 32 bytes")
 	}
@@ -227,10 +237,13 @@ func (s *Service) WriteUpload(ctx context.Context, p *ferry.Principal, id string
 		dst = io.MultiWriter(ew, h, ch)
 	}
 	limit := u.Size - offset
+	if u.Size == SizeDeferred {
+		limit = math.MaxInt64 - offset
+	}
 	bp := s.buffer()
 	n, rerr := copyBuffered(ctx, dst, io.LimitReader(r, limit), *bp)
 	s.bufs.Put(bp)
-	if rerr == nil && n == limit {
+	if rerr == nil && n == limit && u.Size != SizeDeferred {
 		// The upload is full: anything more is past its declared length.
 		var one [1]byte
 		if m, _ := r.Read(one[:]); m > 0 {
@@ -291,6 +304,9 @@ func (s *Service) CompleteUpload(ctx context.Context, p *ferry.Principal, id str
 	u, err := s.ownUpload(ctx, op, p, id)
 	if err != nil {
 		return nil, err
+	}
+	if u.Size == SizeDeferred {
+		u.Size = u.Received // the length is what arrived
 	}
 	if u.Received != u.Size {
 		return nil, ferry.Errorf(op, ferry.Conflict, "the upload has %d of %d bytes", u.Received, u.Size)

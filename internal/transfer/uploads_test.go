@@ -306,3 +306,25 @@ func (e *env) grant(t *testing.T, path string, p *ferry.Principal, perms ferry.P
 		t.Fatal(err)
 	}
 }
+
+// TestDeferredSizeUpload: an upload of unknown length (SFTP) takes its size
+// from what arrived, over several sessions.
+func TestDeferredSizeUpload(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, dbtest.SQLite(t))
+	u, err := e.tr.CreateUpload(ctx, e.admin, "/log.txt", -1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.tr.WriteUpload(ctx, e.admin, u.ID, 0, &cutReader{strings.NewReader("first half, "), io.ErrUnexpectedEOF}, nil)
+	if _, _, err := e.tr.WriteUpload(ctx, e.admin, u.ID, 12, strings.NewReader("second half"), nil); err != nil {
+		t.Fatal(err)
+	}
+	f, err := e.tr.CompleteUpload(ctx, e.admin, u.ID)
+	if err != nil || f.Size != 23 || f.Parts != 2 {
+		t.Fatalf("complete: %+v %v", f, err)
+	}
+	if got := string(e.readAll(t, e.admin, "/log.txt")); got != "first half, second half" {
+		t.Fatalf("content %q", got)
+	}
+}
