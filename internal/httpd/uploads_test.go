@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"ferry.dev/ferry/internal/ferrytest"
 )
@@ -245,4 +248,46 @@ func TestTusCurlResume(t *testing.T) {
 		t.Fatalf("download: %v %s, %d bytes", err, out, len(back))
 	}
 	_ = fmt.Sprint
+}
+
+// TestTusTrickle: a client that sends a byte now and then is cut off by the
+// idle timeout; the byte that arrived is kept and the upload continues.
+func TestTusTrickle(t *testing.T) {
+	s, _, alice, _ := setup(t, ferrytest.WithArgs("--upload-idle-timeout", "1s"))
+	url := tusCreate(t, s, alice, "/finance/slow.bin", 100, nil)
+	host := strings.TrimPrefix(s.PublicURL, "https://")
+	conn, err := tls.Dial("tcp", host, s.Client.Transport.(*http.Transport).TLSClientConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nTus-Resumable: 1.0.0\r\n"+
+		"Content-Type: application/offset+octet-stream\r\nUpload-Offset: 0\r\nContent-Length: 100\r\n\r\nA", url, host, alice)
+	start := time.Now()
+	// The server gives up on the body after about a second of silence and
+	// answers or closes; either way the connection ends.
+	conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+	io.Copy(io.Discard, conn)
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("a stalled body held the connection for %v", d)
+	}
+	// The byte that came is stored: the upload continues from 1.
+	var res *http.Response
+	for i := 0; i < 50; i++ {
+		res = s.Do("HEAD", url, alice, nil, "Tus-Resumable", "1.0.0")
+		res.Body.Close()
+		if res.Header.Get("Upload-Offset") == "1" {
+			break
+		}
+		sleep()
+	}
+	if res.Header.Get("Upload-Offset") != "1" {
+		t.Fatalf("offset after the trickle: %q", res.Header.Get("Upload-Offset"))
+	}
+	rest := bytes.Repeat([]byte("B"), 99)
+	ferrytest.Expect(t, tusPatch(s, alice, url, 1, rest), http.StatusNoContent)
+	got := ferrytest.Expect(t, s.Do("GET", "/api/v1/files/finance/slow.bin", alice, nil), http.StatusOK)
+	if got != "A"+string(rest) {
+		t.Fatalf("content %q", got)
+	}
 }
