@@ -1,11 +1,21 @@
 // Command rest benchmarks Ferry's REST API with large files: it builds the
-// ferry binary, starts `ferry serve` on 127.0.0.1, and times curl uploading
-// (PUT /api/v1/files/…) and downloading a random file over HTTPS, round after
-// round, while sampling the server's resident memory. In the same run it does
-// the same against nginx (Debian's package, WebDAV PUT, self-signed TLS) as the
-// reference. It prints medians over the rounds and the Ferry/nginx ratios.
+// ferry binary, starts `ferry serve` on 127.0.0.1, and times uploads and
+// downloads of a random file over HTTPS with curl, round after round, while
+// measuring the server's resident memory and CPU time. Ferry is uploaded to
+// in several ways (-variants): a plain PUT /api/v1/files/…, a tus upload in
+// one PATCH, a tus upload in 16 MiB PATCHes (one curl each), and `ferry put`;
+// each upload is followed by a download of the file it made (so tus files,
+// stored in parts, are read across parts). In the same rounds it uploads and
+// downloads the same file with nginx (Debian's package, WebDAV PUT,
+// self-signed TLS) as the reference, and prints medians, ranges and ratios,
+// per size, and the server's peak RSS per size.
 //
-//	go run ./bench/rest [-size 1GiB] [-rounds 5] [-http 2|1.1] [-ferry-env GOGC=50]
+//	go run ./bench/rest [-sizes 1MiB,64MiB,1GiB,4GiB] [-rounds 5] [-http 2|1.1]
+//	    [-variants put,tus,tus16,cli] [-base REV] [-perf DIR] [-ferry-env GODEBUG=fips140=off]
+//
+// -base REV also builds ferry at git revision REV and runs it as a second
+// server in the same rounds (before/after comparisons). -perf DIR records
+// `perf record -g` of each server during each phase of the first round.
 //
 // Everything it creates lives in one temporary directory (on /dev/shm when it
 // has room), removed at the end, also on error or interrupt; the servers it
@@ -22,12 +32,14 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/big"
 	mrand "math/rand/v2"
 	"net"
@@ -56,9 +68,13 @@ func main() {
 
 // options are the command-line flags.
 type options struct {
-	size     int64
+	sizes    []int64
 	rounds   int
 	http     string
+	variants []string
+	chunk    int64
+	base     string
+	perfDir  string
 	dir      string
 	ferryEnv multiFlag
 	noNginx  bool
@@ -70,21 +86,53 @@ type multiFlag []string
 func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
 
+// The ways Ferry is uploaded to. Each upload is followed by a download of
+// the file it made, and then the file is deleted (not timed).
+var allVariants = map[string]string{
+	"put":   "curl -T: one PUT /api/v1/files/…",
+	"tus":   "curl: tus POST, then one PATCH of the whole file (one part)",
+	"tus16": "curl: tus POST, then one PATCH per -chunk (16 MiB) with Upload-Checksum, one curl per PATCH (one part each)",
+	"cli":   "ferry put --chunk-size -chunk (hashes the file, then tus PATCHes with Upload-Checksum over one connection)",
+}
+
 func parseFlags() (*options, error) {
 	o := &options{}
 	size := flag.String("size", "1GiB", "file size: bytes, or with a suffix KiB, MiB, GiB (or KB, MB, GB)")
-	flag.IntVar(&o.rounds, "rounds", 5, "rounds of upload + download per server")
+	sizes := flag.String("sizes", "", "comma-separated sizes, run one after the other (overrides -size), e.g. 1MiB,64MiB,1GiB,4GiB")
+	flag.IntVar(&o.rounds, "rounds", 5, "rounds of upload + download per server, variant and size")
 	flag.StringVar(&o.http, "http", "2", "HTTP version curl asks for: 2 (ALPN, curl's default) or 1.1")
+	variants := flag.String("variants", "put,tus,tus16", "Ferry upload paths, comma-separated: put, tus, tus16, cli")
+	chunk := flag.String("chunk", "16MiB", "PATCH size of the tus16 and cli variants")
+	flag.StringVar(&o.base, "base", "", "also build ferry at this git revision (git archive) and run it as server \"base\" in the same rounds")
+	flag.StringVar(&o.perfDir, "perf", "", "record `perf record -g` of each server during each phase of the first round into this directory")
 	flag.StringVar(&o.dir, "dir", "", "parent of the temporary directory (default /dev/shm if it has room, else $TMPDIR)")
-	flag.Var(&o.ferryEnv, "ferry-env", "KEY=VALUE added to the ferry server's environment (repeatable), e.g. GOGC=50")
+	flag.Var(&o.ferryEnv, "ferry-env", "KEY=VALUE added to the ferry servers' environment (repeatable), e.g. GOGC=50")
 	flag.BoolVar(&o.noNginx, "no-nginx", false, "skip the nginx reference")
 	flag.Float64Var(&o.rssLimit, "rss-target", 40, "target for Ferry's peak RSS, MB (10^6 bytes)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", flag.Arg(0))
 	}
+	list := *size
+	if *sizes != "" {
+		list = *sizes
+	}
+	for _, s := range strings.Split(list, ",") {
+		n, err := parseSize(strings.TrimSpace(s))
+		if err != nil {
+			return nil, err
+		}
+		o.sizes = append(o.sizes, n)
+	}
+	for _, v := range strings.Split(*variants, ",") {
+		v = strings.TrimSpace(v)
+		if _, ok := allVariants[v]; !ok {
+			return nil, fmt.Errorf("unknown variant %q (want put, tus, tus16 or cli)", v)
+		}
+		o.variants = append(o.variants, v)
+	}
 	var err error
-	if o.size, err = parseSize(*size); err != nil {
+	if o.chunk, err = parseSize(*chunk); err != nil {
 		return nil, err
 	}
 	if o.rounds < 1 {
@@ -125,6 +173,14 @@ func run(ctx context.Context) (err error) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		return errors.New("curl not found (apt-get install curl)")
 	}
+	if o.perfDir != "" {
+		if _, err := exec.LookPath("perf"); err != nil {
+			return errors.New("-perf needs perf (apt-get install linux-perf)")
+		}
+		if err := os.MkdirAll(o.perfDir, 0o755); err != nil {
+			return err
+		}
+	}
 	nginxBin := ""
 	if !o.noNginx {
 		if nginxBin, err = exec.LookPath("nginx"); err != nil {
@@ -141,9 +197,10 @@ func run(ctx context.Context) (err error) {
 		return err
 	}
 
-	// Room: the source, the download, and per server the stored file plus a
-	// second copy while an upload replaces it.
-	need := uint64(o.size)*6 + 256<<20
+	// Room: the source, the download, and the one stored file (each is
+	// deleted after its download), plus a margin.
+	largest := slices.Max(o.sizes)
+	need := uint64(largest)*3 + 512<<20
 	parent := o.dir
 	if parent == "" {
 		parent = os.TempDir()
@@ -166,22 +223,11 @@ func run(ctx context.Context) (err error) {
 	logf("working in %s", tmp)
 
 	bin := filepath.Join(tmp, "ferry")
-	logf("building %s", bin)
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/ferry")
-	build.Dir, build.Stdout, build.Stderr = modDir, os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		return fmt.Errorf("go build: %w", err)
-	}
-
-	src := filepath.Join(tmp, "src.bin")
-	logf("writing %d random bytes to %s", o.size, src)
-	sum, err := writeRandom(src, o.size)
-	if err != nil {
+	if err := buildFerry(ctx, modDir, bin); err != nil {
 		return err
 	}
-	out := filepath.Join(tmp, "out.bin")
-
-	fs, err := startFerry(ctx, bin, filepath.Join(tmp, "data"), o.ferryEnv)
+	var servers []*target
+	fs, err := startFerry(ctx, "ferry", bin, filepath.Join(tmp, "data"), o.ferryEnv)
 	if err != nil {
 		return err
 	}
@@ -189,7 +235,26 @@ func run(ctx context.Context) (err error) {
 	if err := fs.setup(ctx); err != nil {
 		return err
 	}
-	servers := []*target{fs.target()}
+	servers = append(servers, fs.target())
+	if o.base != "" {
+		src := filepath.Join(tmp, "base-src")
+		if err := exportRevision(ctx, modDir, o.base, src); err != nil {
+			return err
+		}
+		baseBin := filepath.Join(tmp, "ferry-base")
+		if err := buildFerry(ctx, src, baseBin); err != nil {
+			return err
+		}
+		bs, err := startFerry(ctx, "base", baseBin, filepath.Join(tmp, "data-base"), o.ferryEnv)
+		if err != nil {
+			return err
+		}
+		defer bs.stop()
+		if err := bs.setup(ctx); err != nil {
+			return err
+		}
+		servers = append(servers, bs.target())
+	}
 	if !o.noNginx {
 		ng, err := startNginx(ctx, nginxBin, filepath.Join(tmp, "nginx"))
 		if err != nil {
@@ -201,52 +266,163 @@ func run(ctx context.Context) (err error) {
 
 	idle, _ := readStatus(fs.cmd.Process.Pid)
 	logf("ferry idle: VmRSS %.1f MB", mb(idle.rss))
-	results := map[string][]phaseResult{}
+	var all []sizeResult
+	for _, size := range o.sizes {
+		res, err := runSize(ctx, o, tmp, size, servers)
+		if err != nil {
+			return err
+		}
+		all = append(all, res)
+	}
+	hwm, _ := readStatus(fs.cmd.Process.Pid)
+	report(os.Stdout, o, servers, all, idle, hwm)
+	return nil
+}
+
+// sizeResult holds every timed transfer of one file size.
+type sizeResult struct {
+	size    int64
+	results map[string][]phaseResult // by server name + " " + phase
+}
+
+// runSize runs the rounds for one file size.
+func runSize(ctx context.Context, o *options, tmp string, size int64, servers []*target) (sizeResult, error) {
+	res := sizeResult{size: size, results: map[string][]phaseResult{}}
+	src := filepath.Join(tmp, "src.bin")
+	logf("writing %d random bytes to %s", size, src)
+	sum, err := writeRandom(src, size)
+	if err != nil {
+		return res, err
+	}
+	defer os.Remove(src)
+	chunkSums, err := chunkSHA256s(src, size, o.chunk)
+	if err != nil {
+		return res, err
+	}
+	out := filepath.Join(tmp, "out.bin")
+	in := input{file: src, size: size, sha256: sum, chunk: o.chunk, chunkSums: chunkSums}
 	for r := range o.rounds {
-		// Alternate which server goes first, so neither always runs on a
-		// machine warmed up (or heated up) by the other.
+		// Rotate which server goes first, so none always runs on a machine
+		// warmed up (or heated up) by another.
 		order := slices.Clone(servers)
 		if r%2 == 1 {
 			slices.Reverse(order)
 		}
 		for _, t := range order {
-			up, err := t.phase(ctx, "upload", func() (string, error) { return curlUpload(ctx, o.http, t, src) })
-			if err != nil {
-				return fmt.Errorf("%s upload, round %d: %w", t.name, r+1, err)
+			variants := []string{"put"}
+			if t.ferry != nil {
+				variants = o.variants
 			}
-			if err := t.checkUploaded(o.size); err != nil {
-				return err
-			}
-			down, err := t.phase(ctx, "download", func() (string, error) { return curlDownload(ctx, o.http, t, out) })
-			if err != nil {
-				return fmt.Errorf("%s download, round %d: %w", t.name, r+1, err)
-			}
-			if fi, err := os.Stat(out); err != nil {
-				return err
-			} else if fi.Size() != o.size {
-				return fmt.Errorf("%s download, round %d: got %d bytes, want %d", t.name, r+1, fi.Size(), o.size)
-			}
-			if r == 0 { // the first download of each server
-				got, err := fileSHA256(out)
+			var line []string
+			for _, v := range variants {
+				perf := ""
+				if o.perfDir != "" && r == 0 {
+					perf = filepath.Join(o.perfDir, fmt.Sprintf("%s-%s-%s", t.name, humanSize(size), v))
+				}
+				up, err := t.phase(ctx, "up "+v, perf, func() (string, error) { return t.upload(ctx, o, v, in) })
 				if err != nil {
-					return err
+					return res, fmt.Errorf("%s upload (%s), round %d: %w", t.name, v, r+1, err)
 				}
-				if got != sum {
-					return fmt.Errorf("%s download, round %d: SHA-256 %s, want %s", t.name, r+1, got, sum)
+				if err := t.checkUploaded(v, size); err != nil {
+					return res, err
 				}
-				logf("%s: download SHA-256 matches the source (%s)", t.name, sum[:16])
+				down, err := t.phase(ctx, "down "+v, perf, func() (string, error) { return curlDownload(ctx, o.http, t, t.fileURL(v), out) })
+				if err != nil {
+					return res, fmt.Errorf("%s download (%s), round %d: %w", t.name, v, r+1, err)
+				}
+				if fi, err := os.Stat(out); err != nil {
+					return res, err
+				} else if fi.Size() != size {
+					return res, fmt.Errorf("%s download (%s), round %d: got %d bytes, want %d", t.name, v, r+1, fi.Size(), size)
+				}
+				if r == 0 { // the first download of each file
+					got, err := fileSHA256(out)
+					if err != nil {
+						return res, err
+					}
+					if got != sum {
+						return res, fmt.Errorf("%s download (%s), round %d: SHA-256 %s, want %s", t.name, v, r+1, got, sum)
+					}
+				}
+				if err := os.Remove(out); err != nil {
+					return res, err
+				}
+				if err := t.remove(ctx, v); err != nil {
+					return res, fmt.Errorf("%s: deleting the %s file: %w", t.name, v, err)
+				}
+				up.bytes, down.bytes = size, size
+				res.results[t.name+" up "+v] = append(res.results[t.name+" up "+v], up)
+				res.results[t.name+" down "+v] = append(res.results[t.name+" down "+v], down)
+				line = append(line, fmt.Sprintf("%s up %.0f (%.1f MB) down %.0f (%.1f MB)", v, up.mbps(), mb(up.peakRSS), down.mbps(), mb(down.peakRSS)))
 			}
-			if err := os.Remove(out); err != nil {
-				return err
-			}
-			up.bytes, down.bytes = o.size, o.size
-			results[t.name] = append(results[t.name], up, down)
-			logf("round %d %-5s up %7.1f MB/s (peak RSS %5.1f MB)  down %7.1f MB/s (peak RSS %5.1f MB)  %s",
-				r+1, t.name, up.mbps(), mb(up.peakRSS), down.mbps(), mb(down.peakRSS), up.proto)
+			logf("%s round %d %-5s MB/s (peak RSS): %s  %s", humanSize(size), r+1, t.name, strings.Join(line, "; "), res.results[t.name+" up "+variants[0]][r].proto)
 		}
 	}
-	hwm, _ := readStatus(fs.cmd.Process.Pid)
-	report(os.Stdout, o, servers, results, idle, hwm)
+	return res, nil
+}
+
+// input is the file being uploaded.
+type input struct {
+	file      string
+	size      int64
+	sha256    string   // hex
+	chunk     int64    // PATCH size of tus16
+	chunkSums []string // base64 SHA-256 of each chunk, for Upload-Checksum
+}
+
+func chunkSHA256s(path string, size, chunk int64) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var sums []string
+	for off := int64(0); off < size; off += chunk {
+		h := sha256.New()
+		if _, err := io.Copy(h, io.NewSectionReader(f, off, min(chunk, size-off))); err != nil {
+			return nil, err
+		}
+		sums = append(sums, base64.StdEncoding.EncodeToString(h.Sum(nil)))
+	}
+	return sums, nil
+}
+
+func buildFerry(ctx context.Context, dir, bin string) error {
+	logf("building %s from %s", bin, dir)
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/ferry")
+	build.Dir, build.Stdout, build.Stderr = dir, os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("go build: %w", err)
+	}
+	return nil
+}
+
+// exportRevision writes the tree of git revision rev of the repository at
+// modDir into dir (git archive | tar -x), leaving the repository untouched.
+func exportRevision(ctx context.Context, modDir, rev, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	logf("exporting %s into %s", rev, dir)
+	archive := exec.CommandContext(ctx, "git", "archive", "--format=tar", rev)
+	archive.Dir, archive.Stderr = modDir, os.Stderr
+	untar := exec.CommandContext(ctx, "tar", "-x", "-C", dir)
+	untar.Stderr = os.Stderr
+	pipe, err := archive.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	untar.Stdin = pipe
+	if err := untar.Start(); err != nil {
+		return err
+	}
+	if err := archive.Run(); err != nil {
+		untar.Wait()
+		return fmt.Errorf("git archive %s: %w", rev, err)
+	}
+	if err := untar.Wait(); err != nil {
+		return fmt.Errorf("tar -x: %w", err)
+	}
 	return nil
 }
 
@@ -320,11 +496,19 @@ func logf(format string, args ...any) {
 // A target is a server under test, as curl sees it.
 type target struct {
 	name    string
-	url     string   // of the file
 	cacert  string   // CA file for curl
 	headers []string // extra curl headers
 	pids    func() []int
-	stored  func() (int64, error) // size of what the server stored, if known
+	ferry   *ferryServer // nil for nginx
+	nginx   *nginxServer // nil for Ferry
+}
+
+// fileURL is the URL of the file that variant v uploads.
+func (t *target) fileURL(v string) string {
+	if t.ferry != nil {
+		return t.ferry.publicURL + "/api/v1/files" + t.ferry.remote(v)
+	}
+	return t.nginx.url + "/bench/big.bin"
 }
 
 // phaseResult is one timed transfer.
@@ -332,25 +516,38 @@ type phaseResult struct {
 	phase   string
 	bytes   int64
 	elapsed time.Duration
-	peakRSS int64   // highest VmRSS sampled (summed over the server's processes)
-	hwm     int64   // VmHWM after the phase (lifetime peak; main process)
+	peakRSS int64   // peak RSS of the server during the phase (see phase)
 	cpu     float64 // server CPU seconds (user+system) during the phase
 	proto   string  // HTTP version curl used
 }
 
 func (p phaseResult) mbps() float64 { return float64(p.bytes) / 1e6 / p.elapsed.Seconds() }
 
-// phase runs fn, timing it and sampling the server's memory every 50 ms.
-func (t *target) phase(ctx context.Context, name string, fn func() (string, error)) (phaseResult, error) {
+// phase runs fn, timing it and measuring the server's memory: each process's
+// VmHWM is reset (clear_refs 5) before and read after, and VmRSS summed over
+// the processes is sampled every 50 ms; the peak is the larger of the sum of
+// the VmHWMs and the highest sample. With perf set, it records the server's
+// CPU profile into perf+"-"+phase+".data".
+func (t *target) phase(ctx context.Context, name, perf string, fn func() (string, error)) (phaseResult, error) {
 	res := phaseResult{phase: name}
 	pids := t.pids()
+	for _, pid := range pids {
+		os.WriteFile("/proc/"+strconv.Itoa(pid)+"/clear_refs", []byte("5"), 0)
+	}
+	if perf != "" {
+		stopPerf, err := startPerf(ctx, pids, perf+"-"+strings.ReplaceAll(name, " ", "-")+".data")
+		if err != nil {
+			return res, err
+		}
+		defer stopPerf()
+	}
 	cpu0 := cpuSeconds(pids)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var peak int64
 	sample := func() {
 		var sum int64
-		for _, pid := range t.pids() {
+		for _, pid := range pids {
 			if st, err := readStatus(pid); err == nil {
 				sum += st.rss
 			}
@@ -376,26 +573,59 @@ func (t *target) phase(ctx context.Context, name string, fn func() (string, erro
 	close(stop)
 	wg.Wait()
 	sample()
-	res.peakRSS, res.proto = peak, proto
-	res.cpu = cpuSeconds(t.pids()) - cpu0
-	if st, err := readStatus(pids[0]); err == nil {
-		res.hwm = st.hwm
+	res.cpu = cpuSeconds(pids) - cpu0
+	var hwm int64
+	for _, pid := range pids {
+		if st, err := readStatus(pid); err == nil {
+			hwm += st.hwm
+		}
 	}
+	res.peakRSS, res.proto = max(peak, hwm), proto
 	return res, err
 }
 
-func (t *target) checkUploaded(size int64) error {
-	if t.stored == nil {
-		return nil
+// startPerf starts `perf record -g` on the processes and returns a function
+// that stops it (SIGINT) and waits for it to write its file.
+func startPerf(ctx context.Context, pids []int, out string) (func(), error) {
+	var ps []string
+	for _, p := range pids {
+		ps = append(ps, strconv.Itoa(p))
 	}
-	n, err := t.stored()
+	cmd := exec.CommandContext(ctx, "perf", "record", "-g", "-q", "-F", "999", "-o", out, "-p", strings.Join(ps, ","))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("perf record: %w", err)
+	}
+	time.Sleep(300 * time.Millisecond) // let it attach
+	return func() {
+		cmd.Process.Signal(os.Interrupt)
+		cmd.Wait()
+		logf("wrote %s", out)
+	}, nil
+}
+
+func (t *target) checkUploaded(v string, size int64) error {
+	if t.nginx == nil {
+		return nil // the download checks the size
+	}
+	fi, err := os.Stat(filepath.Join(t.nginx.dir, "www", "bench", "big.bin"))
 	if err != nil {
 		return fmt.Errorf("%s: checking the stored file: %w", t.name, err)
 	}
-	if n != size {
-		return fmt.Errorf("%s stored %d bytes, want %d", t.name, n, size)
+	if fi.Size() != size {
+		return fmt.Errorf("%s stored %d bytes, want %d", t.name, fi.Size(), size)
 	}
 	return nil
+}
+
+// remove deletes the file variant v uploaded (not timed).
+func (t *target) remove(ctx context.Context, v string) error {
+	if t.nginx != nil {
+		return os.Remove(filepath.Join(t.nginx.dir, "www", "bench", "big.bin"))
+	}
+	args := append(curlArgs("1.1", t), "-o", os.DevNull, "-X", "DELETE", t.fileURL(v))
+	_, err := runCurl(ctx, args, nil)
+	return err
 }
 
 func curlArgs(httpVersion string, t *target) []string {
@@ -411,19 +641,89 @@ func curlArgs(httpVersion string, t *target) []string {
 	return args
 }
 
-func curlUpload(ctx context.Context, httpVersion string, t *target, file string) (string, error) {
-	args := append(curlArgs(httpVersion, t), "-o", os.DevNull, "-T", file, t.url)
-	return runCurl(ctx, args)
+// upload uploads the input the way variant v says.
+func (t *target) upload(ctx context.Context, o *options, v string, in input) (string, error) {
+	switch v {
+	case "put":
+		args := append(curlArgs(o.http, t), "-o", os.DevNull, "-T", in.file, t.fileURL(v))
+		return runCurl(ctx, args, nil)
+	case "tus":
+		loc, err := t.tusCreate(ctx, o.http, v, in)
+		if err != nil {
+			return "", err
+		}
+		args := append(curlArgs(o.http, t), "-o", os.DevNull, "-X", "PATCH", "-H", "Tus-Resumable: 1.0.0",
+			"-H", "Content-Type: application/offset+octet-stream", "-H", "Upload-Offset: 0", "-T", in.file, loc)
+		return runCurl(ctx, args, nil)
+	case "tus16":
+		loc, err := t.tusCreate(ctx, o.http, v, in)
+		if err != nil {
+			return "", err
+		}
+		f, err := os.Open(in.file)
+		if err != nil {
+			return "", err
+		}
+		defer f.Close()
+		var proto string
+		for i, off := 0, int64(0); off < in.size; i, off = i+1, off+in.chunk {
+			n := min(in.chunk, in.size-off)
+			args := append(curlArgs(o.http, t), "-o", os.DevNull, "-X", "PATCH", "-H", "Tus-Resumable: 1.0.0",
+				"-H", "Content-Type: application/offset+octet-stream", "-H", "Upload-Offset: "+strconv.FormatInt(off, 10),
+				"-H", "Upload-Checksum: sha256 "+in.chunkSums[i], "--data-binary", "@-", loc)
+			if proto, err = runCurl(ctx, args, io.NewSectionReader(f, off, n)); err != nil {
+				return "", fmt.Errorf("PATCH at %d: %w", off, err)
+			}
+		}
+		return proto, nil
+	case "cli":
+		f := t.ferry
+		cmd := exec.CommandContext(ctx, f.bin, "put", "--server", f.publicURL, "--token", f.token, "--ca", t.cacert,
+			"--chunk-size", strconv.FormatInt(o.chunk, 10), in.file, f.remote(v))
+		cmd.Env = append(os.Environ(), "HOME="+filepath.Dir(f.data), "XDG_CONFIG_HOME="+filepath.Join(filepath.Dir(f.data), "config"))
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil {
+			return "", fmt.Errorf("ferry put: %v: %s", err, strings.TrimSpace(stderr.String()))
+		}
+		return "ferry put", nil
+	}
+	return "", fmt.Errorf("unknown variant %q", v)
 }
 
-func curlDownload(ctx context.Context, httpVersion string, t *target, out string) (string, error) {
-	args := append(curlArgs(httpVersion, t), "-o", out, t.url)
-	return runCurl(ctx, args)
+// tusCreate creates a tus upload of the input for variant v and returns its
+// URL.
+func (t *target) tusCreate(ctx context.Context, httpVersion, v string, in input) (string, error) {
+	b64 := base64.StdEncoding.EncodeToString
+	args := append(curlArgs(httpVersion, t), "-o", os.DevNull, "-X", "POST", "-H", "Tus-Resumable: 1.0.0",
+		"-H", "Upload-Length: "+strconv.FormatInt(in.size, 10),
+		"-H", "Upload-Metadata: path "+b64([]byte(t.ferry.remote(v)))+",sha256 "+b64([]byte(in.sha256)),
+		"-w", "%{http_version}\n%header{location}", t.ferry.publicURL+"/api/v1/uploads/")
+	out, err := runCurl(ctx, args, nil)
+	if err != nil {
+		return "", fmt.Errorf("tus POST: %w", err)
+	}
+	_, loc, _ := strings.Cut(out, "\n")
+	loc = strings.TrimSpace(loc)
+	if loc == "" {
+		return "", errors.New("tus POST: no Location")
+	}
+	if strings.HasPrefix(loc, "/") {
+		loc = t.ferry.publicURL + loc
+	}
+	return loc, nil
 }
 
-// runCurl runs curl and returns what -w printed (the HTTP version).
-func runCurl(ctx context.Context, args []string) (string, error) {
+func curlDownload(ctx context.Context, httpVersion string, t *target, url, out string) (string, error) {
+	args := append(curlArgs(httpVersion, t), "-o", out, url)
+	return runCurl(ctx, args, nil)
+}
+
+// runCurl runs curl with stdin (if not nil) and returns what -w printed
+// (the HTTP version first).
+func runCurl(ctx context.Context, args []string, stdin io.Reader) (string, error) {
 	cmd := exec.CommandContext(ctx, "curl", args...)
+	cmd.Stdin = stdin
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
 	b, err := cmd.Output()
@@ -431,7 +731,7 @@ func runCurl(ctx context.Context, args []string) (string, error) {
 		if ctx.Err() != nil {
 			return "", fmt.Errorf("interrupted: %w", ctx.Err())
 		}
-		return "", fmt.Errorf("curl: %v: %s", err, strings.TrimSpace(stderr.String()))
+		return "", fmt.Errorf("curl: %v: %s %s", err, strings.TrimSpace(stderr.String()), strings.TrimSpace(string(b)))
 	}
 	return "HTTP/" + strings.TrimSpace(string(b)), nil
 }
@@ -521,6 +821,7 @@ func mb(b int64) float64 { return float64(b) / 1e6 }
 
 // ferryServer is a running `ferry serve`.
 type ferryServer struct {
+	name      string
 	bin, data string
 	cmd       *exec.Cmd
 	publicURL string
@@ -530,8 +831,8 @@ type ferryServer struct {
 	log       []string // last lines of its stderr
 }
 
-func startFerry(ctx context.Context, bin, data string, env []string) (*ferryServer, error) {
-	s := &ferryServer{bin: bin, data: data, done: make(chan error, 1)}
+func startFerry(ctx context.Context, name, bin, data string, env []string) (*ferryServer, error) {
+	s := &ferryServer{name: name, bin: bin, data: data, done: make(chan error, 1)}
 	s.cmd = exec.Command(bin, "serve", "--data", data, "--public-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
 		"--sftp-addr", "127.0.0.1:0", "--log-level", "warn")
 	s.cmd.Env = append(os.Environ(), env...)
@@ -543,7 +844,7 @@ func startFerry(ctx context.Context, bin, data string, env []string) (*ferryServ
 	if err := s.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start ferry serve: %w", err)
 	}
-	logf("started ferry serve (pid %d) %s", s.cmd.Process.Pid, strings.Join(env, " "))
+	logf("started %s: ferry serve (pid %d) %s", name, s.cmd.Process.Pid, strings.Join(env, " "))
 	urlc, ready := make(chan string, 1), make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(stderr)
@@ -648,13 +949,16 @@ func (s *ferryServer) setup(ctx context.Context) error {
 
 func (s *ferryServer) target() *target {
 	return &target{
-		name:    "ferry",
-		url:     s.publicURL + "/api/v1/files/bench/big.bin",
+		name:    s.name,
 		cacert:  filepath.Join(s.data, "tls", "cert.pem"),
 		headers: []string{"Authorization: Bearer " + s.token},
 		pids:    func() []int { return []int{s.cmd.Process.Pid} },
+		ferry:   s,
 	}
 }
+
+// remote is the path of the file variant v uploads.
+func (s *ferryServer) remote(v string) string { return "/bench/big-" + v + ".bin" }
 
 // nginxServer is a running nginx with a private configuration.
 type nginxServer struct {
@@ -780,19 +1084,11 @@ func (s *nginxServer) stop() {
 }
 
 func (s *nginxServer) target() *target {
-	file := filepath.Join(s.dir, "www", "bench", "big.bin")
 	return &target{
 		name:   "nginx",
-		url:    s.url + "/bench/big.bin",
 		cacert: filepath.Join(s.dir, "cert.pem"),
 		pids:   func() []int { return append([]int{s.cmd.Process.Pid}, children(s.cmd.Process.Pid)...) },
-		stored: func() (int64, error) {
-			fi, err := os.Stat(file)
-			if err != nil {
-				return 0, err
-			}
-			return fi.Size(), nil
-		},
+		nginx:  s,
 	}
 }
 
@@ -845,63 +1141,140 @@ func writeSelfSigned(dir string) error {
 	return os.WriteFile(filepath.Join(dir, "key.pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
 }
 
-// report prints the medians over the rounds.
-func report(w io.Writer, o *options, servers []*target, results map[string][]phaseResult, idle, final procStatus) {
-	type summary struct {
-		mbps, peak, cpu float64
-		proto           string
+// stats is the median and range of a set of figures.
+type stats struct{ med, lo, hi float64 }
+
+func statsOf(xs []float64) stats {
+	if len(xs) == 0 {
+		return stats{}
 	}
-	med := func(name, phase string) summary {
-		var mbps, peak, cpu []float64
-		var s summary
-		for _, r := range results[name] {
-			if r.phase == phase {
-				mbps = append(mbps, r.mbps())
-				peak = append(peak, mb(r.peakRSS))
-				cpu = append(cpu, r.cpu)
-				s.proto = r.proto
+	return stats{median(xs), slices.Min(xs), slices.Max(xs)}
+}
+
+func (s stats) String() string { return fmt.Sprintf("%.1f [%.1f-%.1f]", s.med, s.lo, s.hi) }
+
+// report prints, per size, the medians and ranges over the rounds, the
+// ratios, and the peak RSS of each size.
+func report(w io.Writer, o *options, servers []*target, all []sizeResult, idle, final procStatus) {
+	fmt.Fprintf(w, "\nREST over HTTPS on loopback, curl --http%s, %d rounds; median [min-max] (MB = 10^6 bytes)\n", o.http, o.rounds)
+	for v, d := range allVariants {
+		if slices.Contains(o.variants, v) {
+			fmt.Fprintf(w, "  %-6s %s\n", v, d)
+		}
+	}
+	type rssRow struct {
+		size int64
+		peak map[string]float64 // by server, highest over its phases and rounds
+	}
+	var rss []rssRow
+	for _, sr := range all {
+		get := func(name, phase string, f func(phaseResult) float64) []float64 {
+			var xs []float64
+			for _, r := range sr.results[name+" "+phase] {
+				xs = append(xs, f(r))
+			}
+			return xs
+		}
+		rate := func(r phaseResult) float64 { return r.mbps() }
+		peak := func(r phaseResult) float64 { return mb(r.peakRSS) }
+		cpu := func(r phaseResult) float64 { return r.cpu / (float64(r.bytes) / (1 << 30)) }
+		fmt.Fprintf(w, "\n%s\n", humanSize(sr.size))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "server\tupload path\tupload MB/s\tdownload MB/s\tpeak RSS up MB\tpeak RSS down MB\tCPU s/GiB up\tCPU s/GiB down\t")
+		row := rssRow{size: sr.size, peak: map[string]float64{}}
+		for _, t := range servers {
+			variants := []string{"put"}
+			if t.ferry != nil {
+				variants = o.variants
+			}
+			for _, v := range variants {
+				pu, pd := get(t.name, "up "+v, peak), get(t.name, "down "+v, peak)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.2f\t%.2f\t\n", t.name, v,
+					statsOf(get(t.name, "up "+v, rate)), statsOf(get(t.name, "down "+v, rate)),
+					slices.Max(pu), slices.Max(pd), median(get(t.name, "up "+v, cpu)), median(get(t.name, "down "+v, cpu)))
+				row.peak[t.name] = max(row.peak[t.name], slices.Max(pu), slices.Max(pd))
 			}
 		}
-		s.mbps, s.peak, s.cpu = median(mbps), median(peak), median(cpu)
-		return s
+		tw.Flush()
+		rss = append(rss, row)
+
+		// Ratios: of medians, and the range of the per-round ratios (the
+		// servers of one round ran back to back).
+		ratio := func(a, b []float64) string {
+			if len(a) == 0 || len(b) == 0 {
+				return "-"
+			}
+			var per []float64
+			for i := range min(len(a), len(b)) {
+				per = append(per, a[i]/b[i])
+			}
+			return fmt.Sprintf("%.2fx [%.2f-%.2f]", median(a)/median(b), slices.Min(per), slices.Max(per))
+		}
+		fmt.Fprintln(w)
+		for _, t := range servers {
+			if t.ferry == nil {
+				continue
+			}
+			for _, v := range o.variants {
+				fmt.Fprintf(w, "%s %-5s download / nginx download: %-22s upload / own put download: %-22s upload / nginx upload: %s\n", t.name, v,
+					ratio(get(t.name, "down "+v, rate), get("nginx", "down put", rate)),
+					ratio(get(t.name, "up "+v, rate), get(t.name, "down put", rate)),
+					ratio(get(t.name, "up "+v, rate), get("nginx", "up put", rate)))
+			}
+		}
+		if len(servers) > 1 && servers[1].name == "base" {
+			for _, v := range o.variants {
+				fmt.Fprintf(w, "ferry/base %-5s download: %-22s upload: %s\n", v,
+					ratio(get("ferry", "down "+v, rate), get("base", "down "+v, rate)),
+					ratio(get("ferry", "up "+v, rate), get("base", "up "+v, rate)))
+			}
+		}
 	}
-	fmt.Fprintf(w, "\nREST %s over HTTPS on loopback, curl %s, %d rounds, medians (MB = 10^6 bytes)\n\n",
-		humanSize(o.size), med("ferry", "upload").proto, o.rounds)
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "server\tupload MB/s\tdownload MB/s\tpeak RSS up MB\tpeak RSS down MB\tCPU s up\tCPU s down\t")
-	sums := map[string][2]summary{}
+
+	fmt.Fprintf(w, "\npeak server RSS per size, MB (highest over all phases and rounds; VmHWM reset before each phase):\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprint(tw, "server\t")
+	for _, r := range rss {
+		fmt.Fprintf(tw, "%s\t", humanSize(r.size))
+	}
+	fmt.Fprintln(tw, "spread\t")
 	for _, t := range servers {
-		up, down := med(t.name, "upload"), med(t.name, "download")
-		sums[t.name] = [2]summary{up, down}
-		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.2f\t%.2f\t\n", t.name, up.mbps, down.mbps, up.peak, down.peak, up.cpu, down.cpu)
-	}
-	if ng, ok := sums["nginx"]; ok {
-		f := sums["ferry"]
-		fmt.Fprintf(tw, "ferry/nginx\t%.2fx\t%.2fx\t%.1fx\t%.1fx\t%.2fx\t%.2fx\t\n",
-			f[0].mbps/ng[0].mbps, f[1].mbps/ng[1].mbps, f[0].peak/ng[0].peak, f[1].peak/ng[1].peak, f[0].cpu/ng[0].cpu, f[1].cpu/ng[1].cpu)
+		fmt.Fprintf(tw, "%s\t", t.name)
+		var xs []float64
+		for _, r := range rss {
+			fmt.Fprintf(tw, "%.1f\t", r.peak[t.name])
+			xs = append(xs, r.peak[t.name])
+		}
+		fmt.Fprintf(tw, "%.1f\t\n", slices.Max(xs)-slices.Min(xs))
 	}
 	tw.Flush()
-	var peaks []float64
-	for _, r := range results["ferry"] {
-		peaks = append(peaks, mb(r.peakRSS))
+	worst := 0.0
+	for _, r := range rss {
+		worst = max(worst, r.peak["ferry"])
 	}
-	worst := slices.Max(peaks)
 	verdict := "MET"
-	if mb(final.hwm) > o.rssLimit {
+	if worst > o.rssLimit {
 		verdict = "NOT MET"
 	}
-	fmt.Fprintf(w, "\nferry server RSS: idle %.1f MB; highest 50 ms sample %.1f MB; VmHWM (lifetime peak) %.1f MB; target <= %.0f MB: %s\n",
-		mb(idle.rss), worst, mb(final.hwm), o.rssLimit, verdict)
+	fmt.Fprintf(w, "\nferry server RSS: idle %.1f MB; highest peak %.1f MB; target <= %.0f MB: %s\n", mb(idle.rss), worst, o.rssLimit, verdict)
 	fmt.Fprintf(w, "ferry server VmRSS at the end: %.1f MB = RssAnon %.1f + RssFile %.1f + RssShmem %.1f (the binary's pages count as RssShmem when it lives on tmpfs)\n",
 		mb(final.rss), mb(final.anon), mb(final.file), mb(final.shmem))
 	if len(o.ferryEnv) > 0 {
 		fmt.Fprintf(w, "ferry server environment: %s\n", strings.Join(o.ferryEnv, " "))
 	}
-	fmt.Fprintln(w, "\nper round:")
-	for _, t := range servers {
-		for _, r := range results[t.name] {
-			fmt.Fprintf(w, "  %-5s %-8s %8.1f MB/s  %6.2f s  peak RSS %6.1f MB  VmHWM %6.1f MB  CPU %5.2f s\n",
-				t.name, r.phase, r.mbps(), r.elapsed.Seconds(), mb(r.peakRSS), mb(r.hwm), r.cpu)
+	fmt.Fprintln(w, "\nper round (MB/s, s, peak RSS MB, server CPU s):")
+	for _, sr := range all {
+		for _, t := range servers {
+			for _, k := range slices.Sorted(maps.Keys(sr.results)) {
+				if !strings.HasPrefix(k, t.name+" ") {
+					continue
+				}
+				var parts []string
+				for _, r := range sr.results[k] {
+					parts = append(parts, fmt.Sprintf("%.0f/%.2fs/%.1f/%.2f", r.mbps(), r.elapsed.Seconds(), mb(r.peakRSS), r.cpu))
+				}
+				fmt.Fprintf(w, "  %-8s %-16s %s\n", humanSize(sr.size), k, strings.Join(parts, "  "))
+			}
 		}
 	}
 }
