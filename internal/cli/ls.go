@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net/http"
 	"path"
 	"strings"
 	"time"
@@ -44,21 +45,17 @@ func runLs(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	isDir, err := c.IsFolder(ctx, remote)
+	entries, err := c.List(ctx, remote)
+	if client.IsStatus(err, http.StatusNotFound) {
+		// Not a folder: perhaps a file. If not, the folder error says so.
+		st, serr := c.Stat(ctx, remote)
+		if serr != nil {
+			return fmt.Errorf("ls %s: %w", remote, err)
+		}
+		entries, err = []client.Entry{{Name: path.Base(remote), Type: "file", Size: st.Size, SHA256: st.SHA256}}, nil
+	}
 	if err != nil {
 		return fmt.Errorf("ls %s: %w", remote, err)
-	}
-	var entries []client.Entry
-	if isDir {
-		if entries, err = c.List(ctx, remote); err != nil {
-			return fmt.Errorf("ls %s: %w", remote, err)
-		}
-	} else {
-		st, err := c.Stat(ctx, remote)
-		if err != nil {
-			return fmt.Errorf("ls %s: %w", remote, err)
-		}
-		entries = []client.Entry{{Name: path.Base(remote), Type: "file", Size: st.Size, SHA256: st.SHA256}}
 	}
 	switch {
 	case *jsonOut:

@@ -56,16 +56,16 @@ type progress struct {
 	cur       atomic.Int64 // bytes of the current file done
 	startDone atomic.Int64 // the first value set for the current file (resumed bytes), -1 before
 
-	mu        sync.Mutex
-	began     time.Time // of the whole transfer
-	finished  int64     // bytes of finished files
-	name      string
-	size      int64
-	start     time.Time
-	active    bool
-	drawn     bool
-	stop      chan struct{}
-	wg        sync.WaitGroup
+	mu       sync.Mutex
+	began    time.Time // of the whole transfer
+	finished int64     // bytes of finished files
+	name     string
+	size     int64
+	start    time.Time
+	active   bool
+	drawn    bool
+	stop     chan struct{}
+	wg       sync.WaitGroup
 }
 
 // newProgress returns a progress display for files totalling total bytes.

@@ -226,6 +226,20 @@ func readError(res *http.Response) error {
 		e.Kind, e.Message = body.Error.Kind, oneLine(body.Error.Message)
 		return e
 	}
+	if len(b) == 0 && res.Request != nil && res.Request.Method == "HEAD" {
+		// A HEAD response has no body: say what the status means for Ferry.
+		switch res.StatusCode {
+		case http.StatusNotFound:
+			e.Kind, e.Message = "not_exist", "no such file"
+		case http.StatusForbidden:
+			e.Kind, e.Message = "permission", "permission denied"
+		case http.StatusUnauthorized:
+			e.Kind, e.Message = "unauthenticated", "missing or bad token"
+		}
+		if e.Kind != "" {
+			return e
+		}
+	}
 	ct := res.Header.Get("Content-Type")
 	if (ct == "" || strings.HasPrefix(ct, "text/plain")) && len(b) > 0 && len(b) < 512 && !bytes.ContainsAny(b, "<>") {
 		e.Message = oneLine(string(b))

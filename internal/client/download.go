@@ -47,7 +47,7 @@ func PartialPath(target string) string {
 // It checks the SHA-256 of the whole content against the server's ETag (and
 // Repr-Digest) and only then renames the file into place; on a mismatch it
 // deletes the partial file and fails.
-func (c *Client) Download(ctx context.Context, remote, target string, opts DownloadOptions) (*DownloadResult, error) {
+func (c *Client) Download(ctx context.Context, remote, target string, opts DownloadOptions) (res *DownloadResult, err error) {
 	remote = Clean(remote)
 	progress := opts.Progress
 	if progress == nil {
@@ -63,6 +63,13 @@ func (c *Client) Download(ctx context.Context, remote, target string, opts Downl
 		if f != nil {
 			f.Close()
 		}
+		if err != nil {
+			// Keep a partial file only if there is something in it to resume.
+			if fi, serr := os.Stat(part); serr == nil && fi.Size() == 0 {
+				os.Remove(part)
+				os.Remove(etagFile)
+			}
+		}
 	}()
 	fi, err := f.Stat()
 	if err != nil {
@@ -76,7 +83,7 @@ func (c *Client) Download(ctx context.Context, remote, target string, opts Downl
 	if etag == "" {
 		have = 0
 	}
-	res := &DownloadResult{Path: remote, Local: target}
+	res = &DownloadResult{Path: remote, Local: target}
 	h := sha256.New()
 	if have > 0 {
 		// Hash what is there already; the rest is hashed as it arrives.

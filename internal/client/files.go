@@ -89,24 +89,33 @@ func (c *Client) Mkdir(ctx context.Context, p string) error {
 }
 
 // MkdirAll creates a folder and any missing parents; existing folders are
-// fine.
+// fine. It creates only below the deepest folder that exists, so it needs
+// write permission there and nowhere above.
 func (c *Client) MkdirAll(ctx context.Context, p string) error {
 	p = Clean(p)
 	if p == "/" {
 		return nil
 	}
-	// Fast path: it exists already.
-	if ok, err := c.IsFolder(ctx, p); err == nil && ok {
-		return nil
+	els := strings.Split(p[1:], "/")
+	// Find the deepest existing folder.
+	have := 0
+	for i := len(els); i > 0; i-- {
+		ok, err := c.IsFolder(ctx, "/"+strings.Join(els[:i], "/"))
+		if err != nil {
+			return err
+		}
+		if ok {
+			have = i
+			break
+		}
 	}
-	cur := ""
-	for _, el := range strings.Split(p[1:], "/") {
-		cur += "/" + el
+	for i := have + 1; i <= len(els); i++ {
+		cur := "/" + strings.Join(els[:i], "/")
 		if err := c.Mkdir(ctx, cur); err != nil {
 			if !IsKind(err, "exist") {
 				return err
 			}
-			// Something is there: fine if it is a folder.
+			// Created meanwhile: fine if it is a folder.
 			if ok, ferr := c.IsFolder(ctx, cur); ferr != nil || !ok {
 				return err
 			}
