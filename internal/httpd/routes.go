@@ -25,9 +25,9 @@ func (h *public) publicRoutes() []route {
 		{"GET /api/v1/folders/{path...}", h.api(h.listFolder)},
 		{"POST /api/v1/folders/{path...}", h.api(h.createFolder)},
 		// Resumable uploads: the tus 1.0 protocol (uploads.go).
-		{"OPTIONS /api/v1/uploads/", h.tusOptions()},
-		{"POST /api/v1/uploads/", h.tus(h.tusd.PostFile)},
-		{"GET /api/v1/uploads/", h.api(h.listUploads)},
+		{"OPTIONS /api/v1/uploads/{$}", h.tusOptions()},
+		{"POST /api/v1/uploads/{$}", h.tus(h.tusd.PostFile)},
+		{"GET /api/v1/uploads/{$}", h.api(h.listUploads)},
 		{"OPTIONS /api/v1/uploads/{id}", h.tusOptions()},
 		{"HEAD /api/v1/uploads/{id}", h.tus(h.tusd.HeadFile)},
 		{"PATCH /api/v1/uploads/{id}", h.tus(h.tusd.PatchFile)},

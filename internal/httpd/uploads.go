@@ -322,8 +322,10 @@ func (w *tusWriter) finish() {
 // tusKind maps a status tusd chose to a kind.
 func tusKind(status int) ferry.Kind {
 	switch status {
-	case http.StatusBadRequest, http.StatusPreconditionFailed, http.StatusUnsupportedMediaType, http.StatusForbidden:
+	case http.StatusBadRequest, http.StatusPreconditionFailed, http.StatusUnsupportedMediaType:
 		return ferry.Invalid
+	case http.StatusForbidden:
+		return ferry.Permission
 	case http.StatusNotFound:
 		return ferry.NotExist
 	case http.StatusConflict, http.StatusLocked:
