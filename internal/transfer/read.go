@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"io"
 	"strconv"
+	"sync"
 
 	"ferry.dev/ferry/internal/ferry"
 	"ferry.dev/ferry/internal/keys"
@@ -144,29 +145,79 @@ type readCloser struct {
 	closed bool
 }
 
-// WriteTo copies the content to w through a pooled buffer, so that adapters
-// need no buffer of their own (io.Copy uses it).
+// WriteTo copies the content to w through two pooled buffers, so that
+// adapters need no buffer of their own (io.Copy uses it). A goroutine reads
+// (and so decrypts) the next buffer while w writes the previous one: a
+// ResponseWriter's Write returns only once the bytes went out (HTTP/2 waits
+// for its frames to be written, HTTP/1.1 writes through TLS), so a plain
+// read-then-write loop would leave decryption and sending taking turns on a
+// machine with a core to spare. Bytes are counted as delivered when w has
+// taken them.
 func (rc *readCloser) WriteTo(w io.Writer) (int64, error) {
-	bp := rc.d.s.buffer()
-	defer rc.d.s.bufs.Put(bp)
-	var n int64
-	buf := *bp
-	for {
-		m, rerr := rc.Read(buf)
-		if m > 0 {
-			k, werr := w.Write(buf[:m])
-			n += int64(k)
-			if werr != nil {
-				return n, werr
+	s := rc.d.s
+	type chunk struct {
+		bp  *[]byte
+		n   int
+		err error
+	}
+	free := make(chan *[]byte, 2)
+	full := make(chan chunk, 2)
+	free <- s.buffer()
+	free <- s.buffer()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(full)
+		for {
+			var bp *[]byte
+			select {
+			case bp = <-free:
+			case <-stop:
+				return
+			}
+			n, err := io.ReadFull(rc.r, *bp)
+			if err == io.ErrUnexpectedEOF {
+				err = io.EOF
+			}
+			full <- chunk{bp, n, err} // full has room for every buffer
+			if err != nil {
+				return
 			}
 		}
-		if rerr == io.EOF {
-			return n, nil
+	})
+	defer func() {
+		close(stop)
+		wg.Wait()
+		for c := range full {
+			s.bufs.Put(c.bp)
 		}
-		if rerr != nil {
-			return n, rerr
+		for len(free) > 0 {
+			s.bufs.Put(<-free)
+		}
+	}()
+	var total int64
+	for c := range full {
+		if c.n > 0 {
+			k, werr := w.Write((*c.bp)[:c.n])
+			total += int64(k)
+			rc.got += int64(k)
+			if werr == nil && k < c.n {
+				werr = io.ErrShortWrite
+			}
+			if werr != nil {
+				s.bufs.Put(c.bp)
+				return total, werr
+			}
+		}
+		free <- c.bp
+		if c.err == io.EOF {
+			return total, nil
+		}
+		if c.err != nil {
+			return total, c.err
 		}
 	}
+	return total, nil
 }
 
 func (rc *readCloser) Read(p []byte) (int, error) {
