@@ -45,6 +45,19 @@ func HashPassword(pw string, p PasswordParams, rand io.Reader) (string, error) {
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, p.Memory, p.Time, p.Threads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
 }
 
+// hashParams returns the parameters recorded in a PHC argon2id hash.
+func hashParams(hash string) (PasswordParams, bool) {
+	parts := strings.Split(hash, "$")
+	var p PasswordParams
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return p, false
+	}
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); err != nil {
+		return p, false
+	}
+	return p, true
+}
+
 // VerifyPassword reports whether pw matches the PHC hash, in constant time
 // with respect to the hash.
 func VerifyPassword(hash, pw string) bool {

@@ -48,6 +48,10 @@ func hashSecret(secret string) []byte {
 // which is shown once and never stored: only its SHA-256 is. The token is
 // "ferry_" + 16 hex id + "_" + 43 characters of base64url secret (256 bits).
 func (s *Service) CreateToken(ctx context.Context, userID string, ttl time.Duration) (tok string, t *ferry.Token, err error) {
+	return s.createToken(ctx, userID, ttl, ferry.ScopeAll, "")
+}
+
+func (s *Service) createToken(ctx context.Context, userID string, ttl time.Duration, scope ferry.Scope, name string) (tok string, t *ferry.Token, err error) {
 	var idb [8]byte
 	secret := make([]byte, 32)
 	if _, err := io.ReadFull(s.rand, idb[:]); err != nil {
@@ -59,7 +63,7 @@ func (s *Service) CreateToken(ctx context.Context, userID string, ttl time.Durat
 	id := hex.EncodeToString(idb[:])
 	sec := base64.RawURLEncoding.EncodeToString(secret)
 	now := s.now().UTC()
-	t = &ferry.Token{ID: id, UserID: userID, Hash: hashSecret(sec), Created: now}
+	t = &ferry.Token{ID: id, UserID: userID, Hash: hashSecret(sec), Created: now, Scope: scope, Name: name}
 	if ttl > 0 {
 		t.Expires = now.Add(ttl)
 	}
@@ -124,7 +128,7 @@ func (s *Service) Token(ctx context.Context, tok, remote string) (*ferry.Princip
 	if u.Disabled {
 		return deny("user disabled")
 	}
-	p := &ferry.Principal{UserID: u.ID, Email: u.Email, OrgID: u.OrgID, Role: u.Role, ServerAdmin: u.ServerAdmin, TokenID: t.ID, Remote: remote}
+	p := &ferry.Principal{UserID: u.ID, Email: u.Email, OrgID: u.OrgID, Role: u.Role, ServerAdmin: u.ServerAdmin, TokenID: t.ID, Remote: remote, Scope: t.Scope}
 	s.mu.Lock()
 	first := s.seen[t.ID] != remote
 	if first {

@@ -4,6 +4,8 @@
 package ferry
 
 import (
+	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -198,6 +200,122 @@ type Token struct {
 	Expires  time.Time // zero: never
 	Revoked  bool
 	LastUsed time.Time
+	Scope    Scope  // what the token may do; ScopeAll for admin-minted tokens
+	Name     string // the owner's label for it
+}
+
+// Scope is what an API token may do, on top of its user's permissions.
+type Scope uint8
+
+// The scopes.
+const (
+	ScopeRead  Scope = 1 << iota // list and read files
+	ScopeWrite                   // write, move and delete files and folders
+	ScopeShare                   // create packages and share links
+
+	ScopeAll = ScopeRead | ScopeWrite | ScopeShare
+)
+
+var scopeNames = []string{"read", "write", "share"}
+
+// String returns the scope as a comma-separated list ("read,write").
+func (s Scope) String() string {
+	var out []string
+	for i, n := range scopeNames {
+		if s&(1<<i) != 0 {
+			out = append(out, n)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// Has reports whether s includes every scope in want.
+func (s Scope) Has(want Scope) bool { return s&want == want }
+
+// ParseScope parses a comma-separated list of read, write and share.
+func ParseScope(v string) (Scope, error) {
+	var s Scope
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		i := slices.Index(scopeNames, f)
+		if i < 0 {
+			return 0, Errorf("ferry.ParseScope", Invalid, "unknown scope %q (want read, write or share)", f)
+		}
+		s |= 1 << i
+	}
+	return s, nil
+}
+
+// Session is a signed-in browser (or token-endpoint) session. Its secret is
+// never stored, only its SHA-256.
+type Session struct {
+	ID        string // public id: names the session in listings and audit records
+	Hash      []byte // SHA-256 of the secret in the cookie
+	UserID    string
+	Stage     string // SessionMFA until the second factor is given, then SessionFull
+	Methods   string // how the user authenticated: "password", "password+totp", "passkey", "oidc"
+	Created   time.Time
+	LastSeen  time.Time
+	Expires   time.Time     // absolute end
+	Idle      time.Duration // ends after this long without use
+	Remote    string
+	UserAgent string
+	Revoked   bool
+}
+
+// Session stages.
+const (
+	SessionMFA  = "mfa"  // password accepted; a second factor is due
+	SessionFull = "full" // signed in
+)
+
+// Policy is an organisation's authentication policy.
+type Policy struct {
+	OrgID          string
+	MinPasswordLen int
+	MFARequired    bool
+	Passkeys       string // PasskeysAllowed, PasskeysRequired or PasskeysOff
+	SSORequired    bool
+	SessionIdle    time.Duration
+	SessionMax     time.Duration
+	AllowedCIDRs   []netip.Prefix // empty: any address
+	SFTPKeysOnly   bool           // SFTP logins need a public key (no passwords)
+	Updated        time.Time
+}
+
+// Passkey policies.
+const (
+	PasskeysAllowed  = "allowed"
+	PasskeysRequired = "required"
+	PasskeysOff      = "off"
+)
+
+// DefaultPolicy is the policy of an organisation that has not set one.
+func DefaultPolicy(orgID string) *Policy {
+	return &Policy{OrgID: orgID, MinPasswordLen: 12, Passkeys: PasskeysAllowed, SessionIdle: 30 * time.Minute, SessionMax: 12 * time.Hour}
+}
+
+// AddrAllowed reports whether the policy lets a client at addr in (an
+// unparsable address is refused when a list is set).
+func (p *Policy) AddrAllowed(addr string) bool {
+	if len(p.AllowedCIDRs) == 0 {
+		return true
+	}
+	ap, err := netip.ParseAddr(addr)
+	if err != nil {
+		if ipp, err2 := netip.ParseAddrPort(addr); err2 == nil {
+			ap = ipp.Addr()
+		} else {
+			return false
+		}
+	}
+	ap = ap.Unmap()
+	for _, c := range p.AllowedCIDRs {
+		if c.Contains(ap) {
+			return true
+		}
+	}
+	return false
 }
 
 // SSHKey is a user's SSH public key for SFTP.
@@ -222,6 +340,7 @@ type Principal struct {
 	SessionID   string // hashed-session id, if any
 	Remote      string // remote address, "unix" or "system"
 	Protocol    string // "https", "sftp", "admin"… as recorded in audit events
+	Scope       Scope  // an API token's scope; 0 (sessions, SFTP, operator): no restriction beyond permissions
 	Operator    bool   // the local operator on the admin socket (full power)
 	System      bool   // Ferry itself
 }

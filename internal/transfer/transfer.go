@@ -89,18 +89,47 @@ func (s *Service) accessAt(ctx context.Context, p *ferry.Principal, path string)
 type grantSet struct {
 	all    bool // organisation admin, operator or system: everything
 	grants []db.PathGrant
+	mask   ferry.Perm // what the principal's token scope allows
 }
 
 func (s *Service) grantsOf(ctx context.Context, p *ferry.Principal) (grantSet, error) {
+	mask := scopePerms(p.Scope)
 	if p.Operator || p.System || p.Role == ferry.RoleAdmin {
-		return grantSet{all: true}, nil
+		return grantSet{all: true, mask: mask}, nil
 	}
 	grants, err := s.db.GrantsForUser(ctx, p.UserID)
-	return grantSet{grants: grants}, err
+	return grantSet{grants: grants, mask: mask}, err
 }
 
-// at computes the access the grants give at a clean path.
+// scopePerms returns the permissions an API token's scope leaves usable: read
+// for list and read, write for write and delete, share for share; manage
+// needs every scope. A zero scope (sessions, SFTP) restricts nothing.
+func scopePerms(sc ferry.Scope) ferry.Perm {
+	if sc == 0 || sc == ferry.ScopeAll {
+		return ferry.PermAll
+	}
+	var m ferry.Perm
+	if sc.Has(ferry.ScopeRead) {
+		m |= ferry.PermList | ferry.PermRead
+	}
+	if sc.Has(ferry.ScopeWrite) {
+		m |= ferry.PermWrite | ferry.PermDelete
+	}
+	if sc.Has(ferry.ScopeShare) {
+		m |= ferry.PermShare
+	}
+	return m
+}
+
+// at computes the access the grants give at a clean path, within the token
+// scope's mask.
 func (g grantSet) at(path string) access {
+	a := g.unmasked(path)
+	a.perm &= g.mask
+	return a
+}
+
+func (g grantSet) unmasked(path string) access {
 	if g.all {
 		return access{perm: ferry.PermAll, visible: true}
 	}
@@ -129,20 +158,28 @@ func isAncestorOrSelf(anc, p string) bool {
 // error when the path is invisible to them (no existence oracle), or a
 // Permission error, both audited as denied.
 func (s *Service) check(ctx context.Context, op string, p *ferry.Principal, ev *ferry.Event, path string, want ferry.Perm) error {
-	a, err := s.accessAt(ctx, p, path)
+	g, err := s.grantsOf(ctx, p)
 	if err != nil {
 		return err
 	}
+	a := g.at(path)
 	if a.perm.Has(want) {
 		return nil
 	}
 	ev.Outcome = ferry.OutcomeDenied
 	ev.Detail = "missing permission " + want.String()
+	scoped := g.unmasked(path).perm.Has(want)
+	if scoped {
+		ev.Detail += " (token scope " + p.Scope.String() + ")"
+	}
 	if aerr := s.append(ctx, ev); aerr != nil {
 		return aerr
 	}
 	if !a.visible {
 		return ferry.E(op, ferry.NotExist, "no such file or folder")
+	}
+	if scoped {
+		return ferry.Errorf(op, ferry.Permission, "this token's scope (%s) does not allow %q", p.Scope.String(), want.String())
 	}
 	return ferry.Errorf(op, ferry.Permission, "you need %q permission on %s", want.String(), path)
 }

@@ -328,3 +328,34 @@ func TestDeferredSizeUpload(t *testing.T) {
 		t.Fatalf("content %q", got)
 	}
 }
+
+// TestTokenScope: a read-scoped token reads what its user may read and
+// writes nothing, even where the user may write.
+func TestTokenScope(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, dbtest.SQLite(t))
+	alice := e.user(t, "alice@acme.test", ferry.RoleUser)
+	e.grant(t, "/in", alice, ferry.PermAll)
+	if _, err := e.tr.Put(ctx, alice, "/in/a.txt", strings.NewReader("hello")); err != nil {
+		t.Fatal(err)
+	}
+	ro := *alice
+	ro.Scope, ro.TokenID = ferry.ScopeRead, "0123456789abcdef"
+	if got := string(e.readAll(t, &ro, "/in/a.txt")); got != "hello" {
+		t.Fatalf("read with a read token: %q", got)
+	}
+	if _, err := e.tr.Put(ctx, &ro, "/in/b.txt", strings.NewReader("x")); ferry.KindOf(err) != ferry.Permission || !strings.Contains(err.Error(), "scope") {
+		t.Fatalf("write with a read token: %v", err)
+	}
+	if err := e.tr.Delete(ctx, &ro, "/in/a.txt"); ferry.KindOf(err) != ferry.Permission {
+		t.Fatalf("delete with a read token: %v", err)
+	}
+	if _, err := e.tr.CreateUpload(ctx, &ro, "/in/c.txt", 1, nil); ferry.KindOf(err) != ferry.Permission {
+		t.Fatalf("upload with a read token: %v", err)
+	}
+	wo := *alice
+	wo.Scope = ferry.ScopeWrite
+	if _, err := e.tr.Open(ctx, &wo, "/in/a.txt"); ferry.KindOf(err) != ferry.Permission {
+		t.Fatalf("read with a write-only token: %v", err)
+	}
+}
