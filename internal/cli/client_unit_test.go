@@ -239,3 +239,40 @@ func TestResolveConnection(t *testing.T) {
 		t.Errorf("other server without a token: %v", err)
 	}
 }
+
+func TestProgressOnATerminal(t *testing.T) {
+	var errb, out strings.Builder
+	now := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	p := &progress{stderr: &errb, stdout: &out, tty: true, width: 100, json: true, multi: true, total: 300 << 20,
+		now: func() time.Time { return now }}
+	p.began = now
+	p.begin("/finance/a.bin", 100<<20)
+	p.set(20 << 20) // resumed from 20 MiB: left out of the rate
+	now = now.Add(2 * time.Second)
+	p.set(60 << 20)
+	p.draw()
+	frame := errb.String()
+	for _, want := range []string{"\r\x1b[K/finance/a.bin", " 60%", "60.0 MiB / 100.0 MiB", "20.0 MiB/s", "ETA 0:02",
+		"\n\x1b[Ktotal", "60.0 MiB / 300.0 MiB", "30.0 MiB/s", "\x1b[1A\r"} {
+		if !strings.Contains(frame, want) {
+			t.Errorf("frame lacks %q: %q", want, frame)
+		}
+	}
+	errb.Reset()
+	p.done(transferRecord{Op: "put", Local: "a.bin", Remote: "/finance/a.bin", Size: 100 << 20, Sent: 80 << 20, ResumedFrom: 20 << 20, Seconds: 4})
+	// The bars are erased, the final bar printed, the total redrawn.
+	if s := errb.String(); !strings.HasPrefix(s, "\r\x1b[K\n\x1b[K\x1b[1A") || !strings.Contains(s, "100%  100.0 MiB / 100.0 MiB  20.0 MiB/s\n") ||
+		!strings.Contains(s, "total") {
+		t.Errorf("after done: %q", s)
+	}
+	// --json: one object on stdout and nothing else there.
+	if got := out.String(); !strings.HasPrefix(got, `{"op":"put","local":"a.bin","remote":"/finance/a.bin","size":104857600,`) ||
+		!strings.HasSuffix(got, "}\n") || strings.Count(got, "\n") != 1 {
+		t.Errorf("stdout %q", got)
+	}
+	errb.Reset()
+	p.close()
+	if s := errb.String(); s != "\r\x1b[K\n\x1b[K\x1b[1A" {
+		t.Errorf("close left %q", s)
+	}
+}

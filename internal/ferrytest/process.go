@@ -61,6 +61,7 @@ type Proxy struct {
 	target string
 	up     atomic.Int64 // client → server
 	down   atomic.Int64 // server → client
+	conns0 atomic.Int64 // connections accepted
 	mu     sync.Mutex
 	conns  map[net.Conn]bool
 	wg     sync.WaitGroup
@@ -85,8 +86,21 @@ func StartProxy(t testing.TB, target string) *Proxy {
 // Up returns the bytes carried from clients to the server so far.
 func (p *Proxy) Up() int64 { return p.up.Load() }
 
+// Accepted returns how many connections the proxy accepted so far.
+func (p *Proxy) Accepted() int64 { return p.conns0.Load() }
+
 // Down returns the bytes carried from the server to clients so far.
 func (p *Proxy) Down() int64 { return p.down.Load() }
+
+// Cut closes every open connection (the listener stays), as a dropped
+// network would.
+func (p *Proxy) Cut() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+	}
+}
 
 // Close stops the proxy and cuts every connection.
 func (p *Proxy) Close() {
@@ -125,6 +139,7 @@ func (p *Proxy) accept() {
 		if !p.track(c) {
 			return
 		}
+		p.conns0.Add(1)
 		p.wg.Add(1)
 		go func() {
 			defer p.wg.Done()
