@@ -53,6 +53,7 @@ func (b *idleReader) Read(p []byte) (int, error) {
 }
 
 type public struct {
+	pages pages
 	tusd *handler.UnroutedHandler
 	errorRenderer
 	cfg  PublicConfig
@@ -70,6 +71,11 @@ func NewPublicHandler(logger *slog.Logger, cfg PublicConfig, tr *transfer.Servic
 		panic("httpd: tus handler: " + err.Error())
 	}
 	h.tusd = tusd
+	if h.pages, err = loadPages(); err != nil {
+		// The templates are embedded: a parse error is a build defect, and
+		// TestPages catches it.
+		panic("httpd: templates: " + err.Error())
+	}
 	mux := http.NewServeMux()
 	h.routes(mux)
 	return common("public", m, rejectDotSegments(h.errorRenderer, mux))
