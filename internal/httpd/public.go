@@ -54,7 +54,7 @@ func (b *idleReader) Read(p []byte) (int, error) {
 
 type public struct {
 	pages pages
-	tusd *handler.UnroutedHandler
+	tusd  *handler.UnroutedHandler
 	errorRenderer
 	cfg  PublicConfig
 	tr   *transfer.Service
