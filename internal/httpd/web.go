@@ -242,7 +242,7 @@ func (h *public) renderPage(w http.ResponseWriter, r *http.Request, wr *webReq, 
 // browserRoutes is the route table of the web pages on the public listener.
 // They are outside the API (and docs/openapi.yaml).
 func (h *public) browserRoutes() []route {
-	return []route{
+	routes := []route{
 		{"GET /{$}", h.page(signedIn, h.home)},
 		{"GET /login", h.page(anyone, h.loginForm)},
 		{"POST /login", h.page(anyone, h.login)},
@@ -253,6 +253,10 @@ func (h *public) browserRoutes() []route {
 		{"POST /account/tokens/{id}/revoke", h.page(signedIn, h.revokeToken)},
 		{"GET /static/{file}", http.HandlerFunc(h.static)},
 	}
+	// Second factors and passkeys (web_mfa.go), single sign-on (web_oidc.go).
+	routes = append(routes, h.mfaRoutes()...)
+	routes = append(routes, h.ssoRoutes()...)
+	return routes
 }
 
 func (h *public) static(w http.ResponseWriter, r *http.Request) {
