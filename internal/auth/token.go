@@ -32,6 +32,8 @@ type Service struct {
 
 	mu   sync.Mutex
 	seen map[string]string // token id → last remote address audited
+
+	mfa mfaConfig // second factors: see mfa.go
 }
 
 // New returns an authentication service.

@@ -87,6 +87,7 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 
 	metrics := httpd.NewMetrics(func() float64 { return float64(alog.Appends()) })
 	au := auth.New(d, alog, now, rand.Reader, logger)
+	au.SetKEKs(keks)
 	tr := transfer.New(transfer.Config{DB: d, Blobs: blobs, KEKs: keks, Audit: alog, Now: now, Rand: rand.Reader, Logger: logger,
 		Metrics: transfer.Metrics{Transfer: metrics.Transfer}, UploadTTL: cfg.UploadTTL})
 	ad := admin.New(d, au, tr, keks, alog, now, rand.Reader, logger)
