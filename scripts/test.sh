@@ -87,6 +87,9 @@ install_prereqs() {
   command -v rclone >/dev/null 2>&1 || missing+=(rclone)
   command -v lftp >/dev/null 2>&1 || missing+=(lftp)
   command -v sshpass >/dev/null 2>&1 || missing+=(sshpass)
+  # Node.js runs tus-js-client, the independent tus client of internal/httpd.
+  command -v node >/dev/null 2>&1 || missing+=(nodejs)
+  command -v npm >/dev/null 2>&1 || missing+=(npm)
   if [ ${#missing[@]} -gt 0 ]; then apt_install "${missing[@]}"; fi
   # openssh-client is sometimes half-installed on these images (TESTING.md).
   if ! ssh_ok; then
