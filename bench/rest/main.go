@@ -317,7 +317,7 @@ func runSize(ctx context.Context, o *options, tmp string, size int64, servers []
 			for _, v := range variants {
 				perf := ""
 				if o.perfDir != "" && r == 0 {
-					perf = filepath.Join(o.perfDir, fmt.Sprintf("%s-%s-%s", t.name, humanSize(size), v))
+					perf = filepath.Join(o.perfDir, fmt.Sprintf("%s-%s-%s", t.name, strings.ReplaceAll(humanSize(size), " ", ""), v))
 				}
 				up, err := t.phase(ctx, "up "+v, perf, func() (string, error) { return t.upload(ctx, o, v, in) })
 				if err != nil {
@@ -518,6 +518,7 @@ type phaseResult struct {
 	elapsed time.Duration
 	peakRSS int64   // peak RSS of the server during the phase (see phase)
 	cpu     float64 // server CPU seconds (user+system) during the phase
+	writes  int64   // server write system calls during the phase (syscw of /proc/PID/io)
 	proto   string  // HTTP version curl used
 }
 
@@ -541,7 +542,7 @@ func (t *target) phase(ctx context.Context, name, perf string, fn func() (string
 		}
 		defer stopPerf()
 	}
-	cpu0 := cpuSeconds(pids)
+	cpu0, w0 := cpuSeconds(pids), writeCalls(pids)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var peak int64
@@ -573,7 +574,7 @@ func (t *target) phase(ctx context.Context, name, perf string, fn func() (string
 	close(stop)
 	wg.Wait()
 	sample()
-	res.cpu = cpuSeconds(pids) - cpu0
+	res.cpu, res.writes = cpuSeconds(pids)-cpu0, writeCalls(pids)-w0
 	var hwm int64
 	for _, pid := range pids {
 		if st, err := readStatus(pid); err == nil {
@@ -800,6 +801,24 @@ func cpuSeconds(pids []int) float64 {
 		ticks += u + sy
 	}
 	return float64(ticks) / 100 // USER_HZ is 100 on Linux
+}
+
+// writeCalls sums the write system calls the processes made (syscw).
+func writeCalls(pids []int) int64 {
+	var n int64
+	for _, pid := range pids {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/io")
+		if err != nil {
+			continue
+		}
+		for line := range strings.Lines(string(b)) {
+			if v, ok := strings.CutPrefix(line, "syscw: "); ok {
+				k, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				n += k
+			}
+		}
+	}
+	return n
 }
 
 // children returns the child processes of pid.
@@ -1262,7 +1281,7 @@ func report(w io.Writer, o *options, servers []*target, all []sizeResult, idle, 
 	if len(o.ferryEnv) > 0 {
 		fmt.Fprintf(w, "ferry server environment: %s\n", strings.Join(o.ferryEnv, " "))
 	}
-	fmt.Fprintln(w, "\nper round (MB/s, s, peak RSS MB, server CPU s):")
+	fmt.Fprintln(w, "\nper round (MB/s, s, peak RSS MB, server CPU s, server write calls):")
 	for _, sr := range all {
 		for _, t := range servers {
 			for _, k := range slices.Sorted(maps.Keys(sr.results)) {
@@ -1271,7 +1290,7 @@ func report(w io.Writer, o *options, servers []*target, all []sizeResult, idle, 
 				}
 				var parts []string
 				for _, r := range sr.results[k] {
-					parts = append(parts, fmt.Sprintf("%.0f/%.2fs/%.1f/%.2f", r.mbps(), r.elapsed.Seconds(), mb(r.peakRSS), r.cpu))
+					parts = append(parts, fmt.Sprintf("%.0f/%.2fs/%.1f/%.2f/%d", r.mbps(), r.elapsed.Seconds(), mb(r.peakRSS), r.cpu, r.writes))
 				}
 				fmt.Fprintf(w, "  %-8s %-16s %s\n", humanSize(sr.size), k, strings.Join(parts, "  "))
 			}
