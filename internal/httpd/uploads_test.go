@@ -151,6 +151,18 @@ func TestTusUpload(t *testing.T) {
 	ferrytest.Expect(t, s.Do("DELETE", url2, alice, nil, "Tus-Resumable", "1.0.0"), http.StatusNoContent)
 	ferrytest.Expect(t, s.Do("HEAD", url2, alice, nil, "Tus-Resumable", "1.0.0"), http.StatusNotFound)
 
+	// Creation with upload: the first chunk (with its checksum) in the POST.
+	small := []byte("created and uploaded in one request")
+	res = s.Do("POST", "/api/v1/uploads/", alice, bytes.NewReader(small), "Tus-Resumable", "1.0.0", "Upload-Length", strconv.Itoa(len(small)),
+		"Upload-Metadata", "path "+b64("/finance/one.txt"), "Content-Type", "application/offset+octet-stream", "Upload-Checksum", chunkSum(small))
+	ferrytest.Expect(t, res, http.StatusCreated)
+	if res.Header.Get("Upload-Offset") != strconv.Itoa(len(small)) {
+		t.Fatalf("creation-with-upload offset %q", res.Header.Get("Upload-Offset"))
+	}
+	if got := ferrytest.Expect(t, s.Do("GET", "/api/v1/files/finance/one.txt", alice, nil), http.StatusOK); got != string(small) {
+		t.Fatalf("creation-with-upload content %q", got)
+	}
+
 	// A method override header changes nothing.
 	url3 := tusCreate(t, s, alice, "/finance/keep.bin", 10, nil)
 	res = s.Do("POST", url3, alice, nil, "Tus-Resumable", "1.0.0", "X-HTTP-Method-Override", "DELETE")
