@@ -145,6 +145,9 @@ func runGet(ctx context.Context, args []string, env Env) error {
 		res, err := c.Download(ctx, j.remote, j.local, client.DownloadOptions{Progress: p.set})
 		if err != nil {
 			p.fail()
+			if ctx.Err() != nil {
+				return fmt.Errorf("get %s: interrupted; run the same command again to resume", j.remote)
+			}
 			return fmt.Errorf("get %s: %w", j.remote, unwrapPathError(err))
 		}
 		p.done(transferRecord{Op: "get", Local: j.local, Remote: res.Path, Size: res.Size, SHA256: res.SHA256,

@@ -101,6 +101,9 @@ func runPut(ctx context.Context, args []string, env Env) error {
 	for _, j := range jobs {
 		if err := putOne(ctx, c, p, j, chunk); err != nil {
 			p.fail()
+			if ctx.Err() != nil {
+				return fmt.Errorf("put %s: interrupted; run the same command again to resume", j.remote)
+			}
 			return fmt.Errorf("put %s: %w", j.remote, err)
 		}
 	}

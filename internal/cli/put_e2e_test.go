@@ -307,3 +307,45 @@ func TestClientExitCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestPutInterruptedByCtrlC sends SIGINT to a running ferry put: it stops
+// with exit status 1 and says how to resume; the re-run resumes.
+func TestPutInterruptedByCtrlC(t *testing.T) {
+	c := newClientEnv(t)
+	bin := ferrytest.Binary(t)
+	dir := t.TempDir()
+	local := filepath.Join(dir, "f.bin")
+	size := int64(32 << 20)
+	sum := bigFile(t, local, size)
+	offset := func() int64 {
+		res := c.s.Do("GET", "/api/v1/uploads/?path=/finance/f.bin", c.alice, nil)
+		var l struct{ Uploads []struct{ Offset int64 } }
+		json.NewDecoder(res.Body).Decode(&l)
+		res.Body.Close()
+		if len(l.Uploads) == 0 {
+			return 0
+		}
+		return l.Uploads[0].Offset
+	}
+	cmd, _, errb := c.command(bin, c.s.PublicURL, "put", "--chunk-size", "256KiB", local, "/finance/f.bin")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for offset() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || errb.String() != "ferry: put /finance/f.bin: interrupted; run the same command again to resume\n" {
+		t.Fatalf("interrupted put: %v, stderr %q", err, errb)
+	}
+	cmd, out, errb := c.command(bin, c.s.PublicURL, "put", "--json", local, "/finance/f.bin")
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("second put: %v\n%s", err, errb)
+	}
+	if rec := oneRecord(t, out.String()); rec.ResumedFrom <= 0 || rec.SHA256 != sum {
+		t.Errorf("second put: %+v", rec)
+	}
+}
