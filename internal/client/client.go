@@ -256,8 +256,8 @@ func oneLine(s string) string {
 	return s
 }
 
-// do sends a request without a body (or with a small, replayable one),
-// retrying transient failures, and decodes a JSON response into out (if not
+// do sends a request without a body (or with a small, replayable one: JSON,
+// or empty), retrying transient failures, and decodes a JSON response into out (if not
 // nil).
 func (c *Client) do(ctx context.Context, method, apiPath string, body []byte, out any) (*http.Response, error) {
 	var res *http.Response
@@ -270,7 +270,7 @@ func (c *Client) do(ctx context.Context, method, apiPath string, body []byte, ou
 		if err != nil {
 			return err
 		}
-		if body != nil {
+		if len(body) > 0 {
 			req.Header.Set("Content-Type", "application/json")
 		}
 		res, err = c.send(req)
