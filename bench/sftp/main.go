@@ -21,6 +21,14 @@
 //
 //	go run ./bench/sftp [-size 1GiB] [-rounds 5] [-ciphers aes128-gcm@openssh.com,chacha20-poly1305@openssh.com]
 //
+// With -sessions N it measures concurrency instead (see concurrent.go): N
+// sessions at once, each on its own connection, each uploading and then
+// downloading a file of -session-size, with a Go client (x/crypto/ssh and
+// pkg/sftp) inside this program; it prints the aggregate MB/s, failures,
+// server CPU and peak server RSS per server.
+//
+//	go run ./bench/sftp -sessions 200 -session-size 10MiB -rounds 3 -ciphers aes128-gcm@openssh.com
+//
 // golang.org/x/crypto/ssh offers no chacha20-poly1305 in FIPS 140-3 mode, in
 // which `ferry serve` runs; for that cipher it runs a second ferry server
 // with GODEBUG=fips140=off, and says so.
@@ -73,6 +81,11 @@ type options struct {
 	dir     string
 	logins  int
 	pin     bool
+
+	sessions    int   // > 0: concurrency mode
+	sessionSize int64 // bytes each session uploads and downloads
+	packet      int   // SFTP read and write size of the concurrent client
+	requests    int   // requests in flight per file of the concurrent client
 }
 
 // Pinning: with -pin the servers run on CPU 0 and the client on CPU 1 (via
@@ -82,17 +95,24 @@ var serverCPU, clientCPU []string
 
 func parseFlags() (*options, error) {
 	o := &options{}
+	var err error
 	size := flag.String("size", "1GiB", "file size: bytes or with a suffix KiB, MiB, GiB")
 	flag.IntVar(&o.rounds, "rounds", 5, "rounds per server, cipher and direction")
 	ciphers := flag.String("ciphers", "aes128-gcm@openssh.com,chacha20-poly1305@openssh.com", "comma-separated SSH ciphers")
 	flag.StringVar(&o.dir, "dir", "/dev/shm", "parent of the temporary directory (tmpfs)")
 	flag.IntVar(&o.logins, "logins", 20, "login-time samples per server")
 	flag.BoolVar(&o.pin, "pin", numCPU() >= 2, "run the servers on CPU 0 and the client on CPU 1 (taskset)")
+	flag.IntVar(&o.sessions, "sessions", 0, "concurrency mode: this many concurrent sessions per server")
+	sessionSize := flag.String("session-size", "10MiB", "concurrency mode: bytes each session uploads and downloads")
+	flag.IntVar(&o.packet, "session-packet", 261120, "concurrency mode: read and write request size (261120 = what both servers advertise in limits@openssh.com)")
+	flag.IntVar(&o.requests, "session-requests", 16, "concurrency mode: requests in flight per file")
 	flag.Parse()
+	if o.sessionSize, err = parseSize(*sessionSize); err != nil {
+		return nil, err
+	}
 	if o.pin {
 		serverCPU, clientCPU = []string{"taskset", "-c", "0"}, []string{"taskset", "-c", "1"}
 	}
-	var err error
 	if o.size, err = parseSize(*size); err != nil {
 		return nil, err
 	}
@@ -124,13 +144,15 @@ func logf(format string, args ...any) {
 
 // server is one SFTP server under test.
 type server struct {
-	name    string // "ferry", "openssh"
-	port    string
-	user    string
-	remote  string // remote directory for the uploaded file
-	pid     int    // process whose CPU (and children's) is counted
-	session bool   // count only the pid's descendants for RSS (sshd)
-	stop    func()
+	name     string // "ferry", "openssh"
+	port     string
+	user     string
+	remote   string // remote directory for the uploaded file
+	pid      int    // process whose CPU (and children's) is counted
+	session  bool   // count only the pid's descendants for RSS (sshd)
+	idleRSS  int64  // RSS before the concurrent rounds (Ferry)
+	idleAnon int64  // the same without shared pages
+	stop     func()
 }
 
 func run(ctx context.Context) error {
@@ -143,8 +165,22 @@ func run(ctx context.Context) error {
 			return fmt.Errorf("%s missing: apt-get install openssh-server", p)
 		}
 	}
-	if _, err := exec.LookPath("sftp"); err != nil {
+	if _, err := exec.LookPath("sftp"); err != nil && o.sessions == 0 {
 		return errors.New("sftp missing: apt-get install openssh-client")
+	}
+	if o.sessions > 0 && o.pin && os.Getenv("FERRY_BENCH_PINNED") == "" {
+		// The client is this program: run it again on CPU 1. Go then sets
+		// GOMAXPROCS to 1; the servers are started on CPU 0 by taskset.
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		taskset, err := exec.LookPath("taskset")
+		if err != nil {
+			return err
+		}
+		return syscall.Exec(taskset, append(append([]string{"taskset"}, clientCPU[1:]...), append([]string{exe}, os.Args[1:]...)...),
+			append(os.Environ(), "FERRY_BENCH_PINNED=1"))
 	}
 	tmp, err := os.MkdirTemp(o.dir, "ferry-sftp-bench.")
 	if err != nil {
@@ -159,8 +195,10 @@ func run(ctx context.Context) error {
 		return err
 	}
 	src := filepath.Join(tmp, "src.bin")
-	if err := writeRandom(src, o.size); err != nil {
-		return err
+	if o.sessions == 0 {
+		if err := writeRandom(src, o.size); err != nil {
+			return err
+		}
 	}
 
 	bin := filepath.Join(tmp, "ferry")
@@ -196,6 +234,9 @@ func run(ctx context.Context) error {
 	servers["openssh"] = ossh
 
 	time.Sleep(time.Second)
+	if o.sessions > 0 {
+		return runConcurrent(ctx, o, servers, key, tmp)
+	}
 	idle := map[string]float64{}
 	for k, s := range servers {
 		if !s.session {
@@ -492,7 +533,7 @@ KbdInteractiveAuthentication no
 PermitRootLogin prohibit-password
 Subsystem sftp /usr/lib/openssh/sftp-server
 LogLevel ERROR
-MaxStartups 300
+MaxStartups 1000
 `, port, hostKey, pidFile, filepath.Join(dir, "authorized_keys"))
 	cf := filepath.Join(dir, "sshd_config")
 	if err := os.WriteFile(cf, []byte(conf), 0o600); err != nil {
