@@ -241,7 +241,7 @@ func (s *Service) Session(ctx context.Context, secret, remote string) (*ferry.Se
 	if err != nil {
 		return nil, nil, err
 	}
-	if !pol.AddrAllowed(remote) {
+	if !pol.AddrAllowed(remote) || !withinPolicy(sess, pol, now) {
 		return nil, nil, errSession
 	}
 	// The idle clock moves at most once a minute per session, so a busy

@@ -130,6 +130,15 @@ func (s *Service) Token(ctx context.Context, tok, remote string) (*ferry.Princip
 	if u.Disabled {
 		return deny("user disabled")
 	}
+	pol, err := s.db.Policy(ctx, u.OrgID)
+	if err != nil {
+		return nil, err
+	}
+	if !pol.AddrAllowed(remote) {
+		s.log.Append(ctx, &ferry.Event{Action: "auth.token", Outcome: ferry.OutcomeDenied, Actor: u.Email, ActorID: u.ID, OrgID: u.OrgID, Remote: remote, Token: t.ID,
+			Detail: "address not in the organisation's allowed ranges"})
+		return nil, ferry.E(op, ferry.Permission, "your organisation does not allow API access from this address")
+	}
 	p := &ferry.Principal{UserID: u.ID, Email: u.Email, OrgID: u.OrgID, Role: u.Role, ServerAdmin: u.ServerAdmin, TokenID: t.ID, Remote: remote, Scope: t.Scope}
 	s.mu.Lock()
 	first := s.seen[t.ID] != remote
