@@ -17,15 +17,18 @@
 //     permission PERMISSION_DENIED. Paths are resolved by SFTP's own rules
 //     against the organisation's root ("/.." is "/"), then validated by
 //     transfer (NUL, control characters, overlong names: FAILURE).
-//   - An upload streams, in order, through a pipe into one transfer Put; it
-//     becomes visible only when the client closes the handle after a complete
-//     upload. A dropped connection, a gap, or any error leaves the previous
-//     version untouched. Out-of-order writes are reordered in a bounded
-//     in-memory window; no plaintext is written to disk.
+//   - A write handle is one session of a resumable upload in transfer: the
+//     bytes stream, in order, through a pipe into one WriteUpload, and the
+//     file becomes visible only when the client closes the handle after a
+//     complete, gap-free session. A dropped connection, a gap, or any error
+//     leaves the previous version untouched; the bytes stored in order stay
+//     resumable (OpenSSH's reput: stat shows the unfinished upload's size,
+//     and an open without truncate continues it). Out-of-order writes are
+//     reordered in a bounded in-memory window; no plaintext is written to
+//     disk.
 //   - A download opens one audited stream per contiguous range read.
 //   - A malformed packet gets an error status or closes that session only;
 //     a panic in a handler becomes an error status.
 //
-// Not yet: resuming an upload (reput, append, a first write past offset 0
-// answers OP_UNSUPPORTED), renaming onto an existing file, quotas in statvfs.
+// Not yet: quotas in statvfs.
 package sftpd

@@ -331,44 +331,108 @@ func TestOpenSSHPermissions(t *testing.T) {
 	}
 }
 
-// TestDisconnectMidUpload kills the sftp client in the middle of an upload:
-// the previous version stays, whole, and no partial file appears.
+// startKilled starts `sftp -b` uploading local to remote at 16 Mbit/s and
+// kills it part-way.
+func (s *site) startKilled(local, remote string) {
+	bf := s.file("slow-"+filepath.Base(remote), []byte("put "+local+" "+remote+"\n"))
+	// -l limits the bandwidth to 16 Mbit/s: 40 MiB take about 20 seconds.
+	cmd := exec.Command("sftp", append(s.sftpArgs(s.key), "-l", "16000", "-b", bf, "alice@acme.test@"+s.host)...)
+	cmd.Dir = s.dir
+	if err := cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second)
+	cmd.Process.Kill()
+	cmd.Wait()
+}
+
+// unfinished returns the offsets of alice's unfinished uploads to path, as
+// the REST API lists them; with wait, once the server has stored what
+// arrived (an upload with bytes), or after 30 seconds.
+func (s *site) unfinished(token, path string, wait bool) []int64 {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res := s.Do("GET", "/api/v1/uploads/?path="+path, token, nil)
+		var list struct{ Uploads []struct{ Offset int64 } }
+		if err := json.Unmarshal([]byte(ferrytest.Expect(s.t, res, 200)), &list); err != nil {
+			s.t.Fatal(err)
+		}
+		var offs []int64
+		for _, u := range list.Uploads {
+			offs = append(offs, u.Offset)
+		}
+		if !wait || len(offs) > 0 && offs[0] > 0 || time.Now().After(deadline) {
+			return offs
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestDisconnectMidUpload kills the sftp client in the middle of uploads,
+// one onto an existing file and one to a new path: the previous version
+// stays, whole, no partial file appears, and each upload is left resumable
+// at the bytes that arrived. OpenSSH's reput then sends only the rest, and
+// completes the files byte for byte.
 func TestDisconnectMidUpload(t *testing.T) {
 	s := startSite(t)
+	token := strings.TrimSpace(s.Admin("token", "create", "--user", "alice@acme.test"))
 	old := randomBytes(100000)
 	s.file("v1.bin", old)
 	if out, err := s.batch(s.key, "alice@acme.test", "put v1.bin /doc.bin\n"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	s.file("v2.bin", randomBytes(40<<20))
-	bf := s.file("slow", []byte("put v2.bin /doc.bin\nput v2.bin /new.bin\n"))
-	// -l limits the bandwidth to 16 Mbit/s: 40 MiB take about 20 seconds.
-	cmd := exec.Command("sftp", append(s.sftpArgs(s.key), "-l", "16000", "-b", bf, "alice@acme.test@"+s.host)...)
-	cmd.Dir = s.dir
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(2 * time.Second)
-	cmd.Process.Kill()
-	cmd.Wait()
-	// The server notices the dead connection and aborts the upload.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		evs := s.events("file.write")
-		if n := len(evs); n >= 2 && evs[n-1].Outcome == ferry.OutcomeError {
-			break
+	v2 := randomBytes(40 << 20)
+	s.file("v2.bin", v2)
+	size := int64(len(v2))
+	received := map[string]int64{}
+	for _, path := range []string{"/doc.bin", "/new.bin"} {
+		s.startKilled("v2.bin", path)
+		offs := s.unfinished(token, path, true)
+		if len(offs) != 1 || offs[0] <= 0 || offs[0] >= size {
+			t.Fatalf("%s: unfinished uploads at %v, want one at 0 < offset < %d\n%s", path, offs, size, s.Log())
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no failed write audited: %+v", evs)
-		}
-		time.Sleep(100 * time.Millisecond)
+		received[path] = offs[0]
 	}
-	if out, err := s.batch(s.key, "alice@acme.test", "get /doc.bin check.bin\nls -l /\n"); err != nil {
+	out, err := s.batch(s.key, "alice@acme.test", "get /doc.bin check.bin\nls -l /\n")
+	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	} else if strings.Contains(out, "new.bin") {
 		t.Fatalf("a partial file is visible:\n%s", out)
 	}
 	mustEqualFile(t, filepath.Join(s.dir, "check.bin"), old)
+	for _, ev := range s.events("file.write") {
+		if ev.Outcome == ferry.OutcomeOK && ev.Path != "/doc.bin" || ev.Bytes != int64(len(old)) {
+			t.Fatalf("a file was written: %+v", ev)
+		}
+	}
+
+	// reput continues each from where it stopped.
+	if out, err := s.batch(s.key, "alice@acme.test", "reput v2.bin /doc.bin\nreput v2.bin /new.bin\nget /doc.bin doc.back\nget /new.bin new.back\n"); err != nil {
+		t.Fatalf("reput: %v\n%s\n%s", err, out, s.Log())
+	}
+	mustEqualFile(t, filepath.Join(s.dir, "doc.back"), v2)
+	mustEqualFile(t, filepath.Join(s.dir, "new.back"), v2)
+	for _, path := range []string{"/doc.bin", "/new.bin"} {
+		if offs := s.unfinished(token, path, false); len(offs) != 0 {
+			t.Fatalf("%s: unfinished uploads left: %v", path, offs)
+		}
+	}
+	// After the first put, each upload is two audited sessions: the bytes
+	// that arrived before the kill, then exactly the rest.
+	var writes []string
+	for _, ev := range s.events("upload.write") {
+		if ev.Outcome != ferry.OutcomeOK || ev.Protocol != "sftp" {
+			t.Errorf("upload.write %+v", ev)
+		}
+		writes = append(writes, fmt.Sprintf("%s %d+%d", ev.Path, ev.Offset, ev.Bytes))
+	}
+	d, n := received["/doc.bin"], received["/new.bin"]
+	want := []string{fmt.Sprintf("/doc.bin 0+%d", len(old)), fmt.Sprintf("/doc.bin 0+%d", d), fmt.Sprintf("/new.bin 0+%d", n),
+		fmt.Sprintf("/doc.bin %d+%d", d, size-d), fmt.Sprintf("/new.bin %d+%d", n, size-n)}
+	if strings.Join(writes, ", ") != strings.Join(want, ", ") {
+		t.Fatalf("audited upload sessions:\n%s\nwant\n%s", strings.Join(writes, "\n"), strings.Join(want, "\n"))
+	}
 }
 
 // TestRclone syncs a tree of 1,000 small files up and back with rclone and

@@ -44,12 +44,6 @@ const (
 	maxInflight = 16
 )
 
-// resumeOffset replaces the offset of every write to a handle whose first
-// write did not start at 0, so that the handler can refuse the resume
-// attempt (see upload.WriteAt). No real write can use it: it is past any
-// file Ferry stores.
-const resumeOffset = 1<<62 - 1
-
 // extensions is the extension list of Ferry's SSH_FXP_VERSION reply: pkg/sftp
 // cannot advertise limits@openssh.com itself, and its default list names
 // hardlink@openssh.com, which Ferry does not do.
@@ -66,11 +60,6 @@ var extensions = [][2]string{
 //     limits@openssh.com, dropping hardlink@openssh.com) and answers the
 //     client's limits request itself, so that clients send and ask for 255 KiB
 //     at a time instead of 32 KiB;
-//   - notices a handle whose first write does not start at offset 0 (OpenSSH's
-//     reput, a resumed upload) and marks that write and every later one to the
-//     handle with resumeOffset, since only the packet order — not the order in
-//     which pkg/sftp's workers call the handler — tells a resume from
-//     pipelining;
 //   - refuses reads on handles opened for writing and writes on handles opened
 //     for reading (pkg/sftp would turn a read on a write handle into a write
 //     of zeros), and any request on a handle it has not yet handed out
@@ -97,10 +86,8 @@ type filter struct {
 }
 
 type handleInfo struct {
-	file   bool // opened with OPEN (not OPENDIR)
-	write  bool // opened for writing
-	wrote  bool // a write arrived
-	resume bool // the first write did not start at 0
+	file  bool // opened with OPEN (not OPENDIR)
+	write bool // opened for writing
 }
 
 func newFilter(rw io.ReadWriteCloser) *filter {
@@ -302,17 +289,6 @@ func (f *filter) onReadWrite(pkt []byte) error {
 		refuse = "handle not open for reading"
 	case pkt[0] == fxpWrite && (!hi.write || !hi.file):
 		refuse = "handle not open for writing"
-	case pkt[0] == fxpWrite:
-		off := pkt[5+4+len(h):]
-		if len(off) >= 8 {
-			if !hi.wrote {
-				hi.wrote = true
-				hi.resume = binary.BigEndian.Uint64(off) != 0
-			}
-			if hi.resume {
-				binary.BigEndian.PutUint64(off, resumeOffset)
-			}
-		}
 	}
 	f.mu.Unlock()
 	if refuse == "" {

@@ -112,15 +112,14 @@ func (h *handlers) Fileread(r *sftp.Request) (_ io.ReaderAt, err error) {
 	return newDownload(h.ctx, dl, dl.File.Size, h.status("read"), release), nil
 }
 
-// Filewrite implements sftp.FileWriter: open a file for writing. The new
-// content replaces the file only when the handle is closed after a complete,
-// gap-free upload.
+// Filewrite implements sftp.FileWriter: open a file for writing, which
+// starts a session of a resumable upload (see upload). An open with truncate
+// starts a new upload, discarding the user's unfinished ones to the path;
+// one without (OpenSSH's reput, append) continues the user's unfinished
+// upload to the path if there is one.
 func (h *handlers) Filewrite(r *sftp.Request) (_ io.WriterAt, err error) {
 	defer h.guard("open", &err)
 	flags := r.Pflags()
-	if flags.Append {
-		return nil, errResume
-	}
 	if flags.Excl {
 		if f, fo, err := h.tr.Stat(h.ctx, h.p, r.Filepath); err == nil && (f != nil || fo != nil) {
 			return nil, &statusError{sftp.ErrSSHFxFailure, r.Filepath + " already exists"}
@@ -130,13 +129,10 @@ func (h *handlers) Filewrite(r *sftp.Request) (_ io.WriterAt, err error) {
 	if err != nil {
 		return nil, err
 	}
-	put := func(ctx context.Context, path string, rd io.Reader) (*ferry.File, error) {
-		return h.tr.Put(ctx, h.p, path, rd)
-	}
-	u, err := startUpload(h.ctx, put, r.Filepath, h.status("write"))
+	u, err := h.openUpload(r.Filepath, flags.Trunc)
 	if err != nil {
 		release()
-		return nil, err
+		return nil, toStatus(h.logger, "open", err)
 	}
 	h.mu.Lock()
 	h.uploads[u] = true
@@ -148,6 +144,92 @@ func (h *handlers) Filewrite(r *sftp.Request) (_ io.WriterAt, err error) {
 		release()
 	}
 	return u, nil
+}
+
+// openUpload returns the handle of an upload session to path.
+func (h *handlers) openUpload(path string, trunc bool) (*upload, error) {
+	keepEmpty := trunc
+	if !trunc {
+		pending, err := h.pendingUpload(path)
+		if err != nil {
+			return nil, err
+		}
+		if pending != nil {
+			u := newUpload(h.ctx, h, path, pending.ID, pending.Received, h.status("write"))
+			u.resumed = true
+			return u, nil
+		}
+		_, _, err = h.tr.Stat(h.ctx, h.p, path)
+		keepEmpty = ferry.KindOf(err) == ferry.NotExist
+	}
+	// CreateUpload checks everything an upload needs (permission, the
+	// parent folder, not a folder), so that errors surface at open.
+	up, err := h.tr.CreateUpload(h.ctx, h.p, path, transfer.SizeDeferred, nil)
+	if err != nil {
+		return nil, err
+	}
+	if trunc {
+		if _, err := h.cancelPending(path, up.ID); err != nil {
+			h.tr.CancelUpload(context.WithoutCancel(h.ctx), h.p, up.ID)
+			return nil, err
+		}
+	}
+	u := newUpload(h.ctx, h, path, up.ID, 0, h.status("write"))
+	u.keepEmpty = keepEmpty
+	return u, nil
+}
+
+// pendingUpload returns the user's newest unfinished SFTP upload (of
+// deferred length) to path, or nil.
+func (h *handlers) pendingUpload(path string) (*ferry.Upload, error) {
+	ups, err := h.tr.Uploads(h.ctx, h.p, path)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range ups {
+		if u.Size == transfer.SizeDeferred {
+			return u, nil
+		}
+	}
+	return nil, nil
+}
+
+// cancelPending discards the user's unfinished SFTP uploads to path, except
+// keep, and returns how many there were.
+func (h *handlers) cancelPending(path, keep string) (int, error) {
+	ups, err := h.tr.Uploads(h.ctx, h.p, path)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, u := range ups {
+		if u.Size != transfer.SizeDeferred || u.ID == keep {
+			continue
+		}
+		err := h.tr.CancelUpload(context.WithoutCancel(h.ctx), h.p, u.ID)
+		if err != nil && ferry.KindOf(err) != ferry.NotExist {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// writeUpload implements uploadStore.
+func (h *handlers) writeUpload(ctx context.Context, id string, offset int64, r io.Reader) (int64, error) {
+	_, n, err := h.tr.WriteUpload(ctx, h.p, id, offset, r, nil)
+	return n, err
+}
+
+// completeUpload implements uploadStore.
+func (h *handlers) completeUpload(ctx context.Context, id string) error {
+	_, err := h.tr.CompleteUpload(ctx, h.p, id)
+	return err
+}
+
+// cancelUpload implements uploadStore.
+func (h *handlers) cancelUpload(ctx context.Context, id string) error {
+	return h.tr.CancelUpload(ctx, h.p, id)
 }
 
 // Filecmd implements sftp.FileCmder.
@@ -165,20 +247,45 @@ func (h *handlers) Filecmd(r *sftp.Request) (err error) {
 	case "Mkdir":
 		_, err := h.tr.Mkdir(h.ctx, h.p, r.Filepath)
 		return st(err)
-	case "Rmdir", "Remove":
+	case "Rmdir":
 		f, fo, err := h.tr.Stat(h.ctx, h.p, r.Filepath)
 		if err != nil {
 			return st(err)
 		}
-		if r.Method == "Rmdir" && fo == nil && f != nil {
+		if fo == nil && f != nil {
 			return errNotFolder
 		}
-		if r.Method == "Remove" && fo != nil {
-			return errIsFolder
-		}
 		return st(h.tr.Delete(h.ctx, h.p, r.Filepath))
+	case "Remove":
+		return st(h.remove(r.Filepath))
 	}
 	return errUnsupported // Link, Symlink
+}
+
+// remove deletes the file at p and discards the user's unfinished uploads
+// to it (which stat shows as the file): removing a path that has only an
+// unfinished upload abandons the upload.
+func (h *handlers) remove(p string) error {
+	_, fo, err := h.tr.Stat(h.ctx, h.p, p)
+	if err == nil && fo != nil {
+		return errIsFolder
+	}
+	if err != nil && ferry.KindOf(err) != ferry.NotExist {
+		return err
+	}
+	if err == nil {
+		if err := h.tr.Delete(h.ctx, h.p, p); err != nil {
+			return err
+		}
+	}
+	n, cerr := h.cancelPending(p, "")
+	if cerr != nil {
+		return cerr
+	}
+	if err != nil && n == 0 {
+		return err
+	}
+	return nil
 }
 
 // PosixRename implements sftp.PosixRenameFileCmder: a file renamed onto an
@@ -238,18 +345,33 @@ func (h *handlers) Lstat(r *sftp.Request) (_ sftp.ListerAt, err error) {
 
 func (h *handlers) stat(p string) (sftp.ListerAt, error) {
 	f, fo, err := h.tr.Stat(h.ctx, h.p, p)
-	if err != nil {
+	if err != nil && ferry.KindOf(err) != ferry.NotExist {
 		return nil, toStatus(h.logger, "stat", err)
 	}
 	var fi *fileInfo
-	if fo != nil {
+	switch {
+	case fo != nil:
 		name := fo.Name
 		if fo.Path == "/" {
 			name = "/"
 		}
 		fi = &fileInfo{name: name, mtime: fo.Created, mode: fs.ModeDir | 0o755}
-	} else {
-		fi = &fileInfo{name: f.Name, size: f.Size, mtime: f.Modified, mode: 0o644}
+	default:
+		// The user's unfinished upload to the path shows as the file,
+		// with the bytes stored so far as its size: that is where
+		// OpenSSH's reput continues.
+		up, uerr := h.pendingUpload(p)
+		switch {
+		case uerr != nil && err == nil:
+			return nil, toStatus(h.logger, "stat", uerr)
+		case up != nil:
+			_, name := ferry.ParentPath(up.Path)
+			fi = &fileInfo{name: name, size: up.Received, mtime: up.Updated, mode: 0o644}
+		case err != nil:
+			return nil, toStatus(h.logger, "stat", err)
+		default:
+			fi = &fileInfo{name: f.Name, size: f.Size, mtime: f.Modified, mode: 0o644}
+		}
 	}
 	return &lister{infos: []os.FileInfo{fi}}, nil
 }

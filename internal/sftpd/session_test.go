@@ -92,14 +92,43 @@ func TestUploadReordersWrites(t *testing.T) {
 	}
 }
 
-// TestUploadFailuresKeepTheOldVersion: a gap at close, a resume attempt, an
-// append or a write far ahead fail with a clear status, and the previous
-// version stays.
+// TestUploadFailuresKeepTheOldVersion: a gap at close, a resume attempt
+// with nothing to resume, an append, or a write far ahead fail with a clear
+// status, and the previous version stays.
 func TestUploadFailuresKeepTheOldVersion(t *testing.T) {
 	e := newEnv(t)
 	c, _ := e.pipeSession(t, e.admin)
 	mustPut(t, e, "/f.txt", "old version")
 
+	t.Run("nothing to resume", func(t *testing.T) {
+		f, err := c.OpenFile("/f.txt", os.O_WRONLY|os.O_CREATE)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt([]byte(" and more"), 11)
+		if err := f.Close(); code(err) != fxUnsupported || !strings.Contains(err.Error(), "nothing to resume at offset 11") {
+			t.Fatalf("close after a resume attempt: %v", err)
+		}
+	})
+	t.Run("append with nothing to resume", func(t *testing.T) {
+		f, err := c.OpenFile("/f.txt", os.O_WRONLY|os.O_APPEND)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt([]byte(" and more"), 11)
+		if err := f.Close(); code(err) != fxUnsupported {
+			t.Fatalf("close after an append: %v", err)
+		}
+	})
+	t.Run("open without truncate, no writes", func(t *testing.T) {
+		f, err := c.OpenFile("/f.txt", os.O_WRONLY|os.O_CREATE)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("gap at close", func(t *testing.T) {
 		f, err := c.OpenFile("/f.txt", os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
 		if err != nil {
@@ -109,25 +138,6 @@ func TestUploadFailuresKeepTheOldVersion(t *testing.T) {
 		f.WriteAt([]byte("z"), 2)
 		if err := f.Close(); code(err) != fxFailure || !strings.Contains(err.Error(), "without gaps") {
 			t.Fatalf("close with a gap: %v", err)
-		}
-	})
-	t.Run("resume", func(t *testing.T) {
-		f, err := c.OpenFile("/f.txt", os.O_WRONLY|os.O_CREATE)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := f.WriteAt([]byte(" and more"), 11); code(err) != fxUnsupported || !strings.Contains(err.Error(), "resuming an upload") {
-			t.Fatalf("resume write: %v", err)
-		}
-		// Even the start of the file cannot rescue it now.
-		f.WriteAt([]byte("old version"), 0)
-		if err := f.Close(); code(err) != fxUnsupported {
-			t.Fatalf("close after a resume attempt: %v", err)
-		}
-	})
-	t.Run("append", func(t *testing.T) {
-		if _, err := c.OpenFile("/f.txt", os.O_WRONLY|os.O_APPEND); code(err) != fxUnsupported {
-			t.Fatalf("open for append: %v", err)
 		}
 	})
 	t.Run("far ahead", func(t *testing.T) {
@@ -168,6 +178,11 @@ func TestUploadFailuresKeepTheOldVersion(t *testing.T) {
 	})
 	if got := content(t, e, "/f.txt"); got != "old version" {
 		t.Fatalf("after failed uploads the file holds %q", got)
+	}
+	// The last failure left an unfinished upload of 1 byte, which stat
+	// shows; the sessions that had nothing to resume left none.
+	if ups, err := e.tr.Uploads(context.Background(), e.admin, "/f.txt"); err != nil || len(ups) != 1 || ups[0].Received != 1 {
+		t.Fatalf("unfinished uploads: %v", err)
 	}
 	// The session survived all of that.
 	if _, err := c.Stat("/f.txt"); err != nil {
@@ -312,3 +327,114 @@ func TestDownloadAuditsRanges(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// pending returns the admin's unfinished upload to path, or nil.
+func pending(t *testing.T, e *env, path string) *ferry.Upload {
+	t.Helper()
+	ups, err := e.tr.Uploads(context.Background(), e.admin, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ups) > 1 {
+		t.Fatalf("%d unfinished uploads to %s", len(ups), path)
+	}
+	if len(ups) == 0 {
+		return nil
+	}
+	return ups[0]
+}
+
+// TestUploadResume: a session that drops mid-upload leaves the bytes that
+// arrived in order as an unfinished upload, which stat shows as the file's
+// size while the old version stays whole; an open without truncate (or with
+// append) continues it from there, and the close completes it. An open with
+// truncate starts again; rm abandons it.
+func TestUploadResume(t *testing.T) {
+	for _, flags := range []int{os.O_WRONLY | os.O_CREATE, os.O_WRONLY | os.O_APPEND} {
+		e := newEnv(t)
+		mustPut(t, e, "/r.bin", "old version")
+		data := bytes.Repeat([]byte("resumable "), 100000)
+		half := 300000
+		c, done := e.pipeSession(t, e.admin)
+		f, err := c.OpenFile("/r.bin", os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt(data[:half], 0); err != nil {
+			t.Fatal(err)
+		}
+		c.Close() // the connection drops with the handle open
+		<-done
+		u := pending(t, e, "/r.bin")
+		if u == nil || u.Received != int64(half) {
+			t.Fatalf("unfinished upload %+v", u)
+		}
+		if got := content(t, e, "/r.bin"); got != "old version" {
+			t.Fatalf("after the drop the file holds %d bytes", len(got))
+		}
+		c, _ = e.pipeSession(t, e.admin)
+		if fi, err := c.Stat("/r.bin"); err != nil || fi.Size() != int64(half) {
+			t.Fatalf("stat: %v, %v", fi, err)
+		}
+		f, err = c.OpenFile("/r.bin", flags)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt(data[half:], int64(half)); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if got := content(t, e, "/r.bin"); got != string(data) {
+			t.Fatalf("resumed upload: %d bytes, want %d", len(got), len(data))
+		}
+		if u := pending(t, e, "/r.bin"); u != nil {
+			t.Fatalf("upload left after completion: %+v", u)
+		}
+		if fi, err := c.Stat("/r.bin"); err != nil || fi.Size() != int64(len(data)) {
+			t.Fatalf("stat: %v, %v", fi, err)
+		}
+		var offsets []string
+		audit.Query(context.Background(), e.d, audit.Filter{Action: "upload.write"}, func(ev *ferry.Event) error {
+			offsets = append(offsets, itoa(ev.Offset)+"+"+itoa(ev.Bytes))
+			return nil
+		})
+		if want := "0+300000,300000+700000"; strings.Join(offsets, ",") != want {
+			t.Fatalf("writes audited: %v, want %s", offsets, want)
+		}
+	}
+
+	t.Run("truncate starts again, rm abandons", func(t *testing.T) {
+		e := newEnv(t)
+		c, done := e.pipeSession(t, e.admin)
+		f, _ := c.OpenFile("/n.bin", os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+		f.WriteAt([]byte("first attempt"), 0)
+		c.Close()
+		<-done
+		c, done = e.pipeSession(t, e.admin)
+		if fi, err := c.Stat("/n.bin"); err != nil || fi.Size() != 13 {
+			t.Fatalf("stat of an unfinished upload: %v, %v", fi, err)
+		}
+		f, err := c.OpenFile("/n.bin", os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u := pending(t, e, "/n.bin"); u == nil || u.Received != 0 {
+			t.Fatalf("after an open with truncate: %+v", u)
+		}
+		f.WriteAt([]byte("second"), 0)
+		c.Close()
+		<-done
+		c, _ = e.pipeSession(t, e.admin)
+		if err := c.Remove("/n.bin"); err != nil {
+			t.Fatal(err)
+		}
+		if u := pending(t, e, "/n.bin"); u != nil {
+			t.Fatalf("rm left %+v", u)
+		}
+		if _, err := c.Stat("/n.bin"); code(err) != fxNoSuchFile {
+			t.Fatalf("stat after rm: %v", err)
+		}
+	})
+}

@@ -23,11 +23,10 @@ func (e *statusError) Unwrap() error { return e.code }
 
 // Errors the adapter itself produces.
 var (
-	errResume        = &statusError{sftp.ErrSSHFxOpUnsupported, "resuming an upload (reput, append or a first write past offset 0) is not supported yet: upload the whole file again"}
 	errNotSequential = &statusError{sftp.ErrSSHFxFailure, "upload rejected: writes must cover the file from offset 0 without gaps or overlaps"}
 	errTooFarAhead   = &statusError{sftp.ErrSSHFxFailure, "upload rejected: a write arrived too far ahead of the data written so far"}
 	errUnsupported   = &statusError{sftp.ErrSSHFxOpUnsupported, "operation not supported by Ferry"}
-	errUploadAborted = &statusError{sftp.ErrSSHFxFailure, "upload aborted; the previous version (if any) is unchanged"}
+	errUploadAborted = &statusError{sftp.ErrSSHFxFailure, "upload aborted; the previous version (if any) is unchanged, and what arrived in order can be resumed"}
 	errTooManyOpen   = &statusError{sftp.ErrSSHFxFailure, "too many open handles in this session"}
 	errNotFolder     = &statusError{sftp.ErrSSHFxFailure, "not a folder"}
 	errIsFolder      = &statusError{sftp.ErrSSHFxFailure, "is a folder"}

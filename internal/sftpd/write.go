@@ -3,9 +3,12 @@ package sftpd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"time"
+
+	"github.com/pkg/sftp"
 
 	"ferry.dev/ferry/internal/ferry"
 )
@@ -23,81 +26,118 @@ const (
 	maxAhead = 64 << 20
 )
 
-// putFunc stores the content read from r as the file at path; it is
-// transfer.Service.Put bound to a principal.
-type putFunc func(ctx context.Context, path string, r io.Reader) (*ferry.File, error)
+// uploadStore is what an upload needs from transfer's resumable uploads,
+// bound to the session's principal (handlers implement it; tests fake it).
+type uploadStore interface {
+	// writeUpload stores the bytes read from r, up to EOF or a read error,
+	// at offset of upload id and returns how many it stored: bytes that
+	// arrived before a read error are kept.
+	writeUpload(ctx context.Context, id string, offset int64, r io.Reader) (int64, error)
+	// completeUpload makes the upload the file at its path.
+	completeUpload(ctx context.Context, id string) error
+	// cancelUpload discards the upload and what it stored.
+	cancelUpload(ctx context.Context, id string) error
+}
 
-// upload is an SFTP file handle opened for writing. It streams the bytes, in
-// order, through a pipe into one transfer Put, which encrypts them and makes
-// the new version visible only when Close commits it. Any failure — a gap, a
-// write that cannot be placed, the connection dropping — aborts the Put, and
-// the previous version stays as it was.
-//
-// A future resumable-upload API in transfer (create an upload for a path,
-// write sequential bytes, commit; resume at the acknowledged offset) slots in
-// here: only start and Close change.
+// upload is an SFTP file handle opened for writing: one session of a
+// resumable upload in transfer. It streams the bytes, in order, through a
+// pipe into one WriteUpload, which encrypts and stores them; Close, after a
+// clean session without gaps, completes the upload, and only then does the
+// new version become visible, replacing the old one. If anything goes wrong
+// — a gap, a write that cannot be placed, the connection dropping — the
+// bytes that reached the pipe in order stay stored, the upload stays
+// resumable from there (OpenSSH's reput), and the file is untouched.
 type upload struct {
-	path string
-	pw   *io.PipeWriter
-	done chan struct{} // closed when Put has returned
-	file *ferry.File   // Put's result, set before done closes
-	perr error         // Put's error, set before done closes
-	errf func(error) error
+	ctx   context.Context
+	store uploadStore
+	path  string
+	id    string // the transfer upload
+	start int64  // the upload's offset when the handle was opened
+	// resumed: the handle continues an upload begun earlier.
+	resumed bool
+	// keepEmpty: closing the handle without writing creates an empty file
+	// (an open with truncate, or of a file that did not exist).
+	keepEmpty bool
+	errf      func(error) error
 	// window and wait are windowBytes and windowWait (tests shrink them).
 	window int
 	wait   time.Duration
 
 	mu      sync.Mutex
 	cond    sync.Cond
+	pw      *io.PipeWriter   // nil until the first in-order byte arrives
+	done    chan struct{}    // closed when WriteUpload has returned
+	stored  int64            // WriteUpload's count, set before done closes
+	werr    error            // WriteUpload's error, set before done closes
 	next    int64            // offset of the next byte the pipe expects
 	pending map[int64][]byte // out-of-order writes, copied
 	held    int              // bytes in pending
 	writing bool             // a WriteAt is feeding the pipe
-	err     error            // sticky: the upload has failed
+	err     error            // sticky: the session has failed
 	closed  bool
 	onClose func()
 }
 
-// startUpload starts a Put of path and returns once Put is reading (every
-// check passed: permission, parent folder) or has failed. errf maps errors to
-// SFTP statuses.
-func startUpload(ctx context.Context, put putFunc, path string, errf func(error) error) (*upload, error) {
-	pr, pw := io.Pipe()
-	u := &upload{path: path, pw: pw, done: make(chan struct{}), pending: map[int64][]byte{}, errf: errf, window: windowBytes, wait: windowWait}
+// newUpload returns the handle for a session of upload id, which has start
+// bytes already. errf maps errors to SFTP statuses.
+func newUpload(ctx context.Context, store uploadStore, path, id string, start int64, errf func(error) error) *upload {
+	u := &upload{ctx: ctx, store: store, path: path, id: id, start: start, next: start, errf: errf,
+		pending: map[int64][]byte{}, window: windowBytes, wait: windowWait}
 	u.cond.L = &u.mu
-	reading := make(chan struct{})
+	return u
+}
+
+// startWrite starts the WriteUpload that the pipe feeds. u.mu is held.
+func (u *upload) startWrite() {
+	pr, pw := io.Pipe()
+	u.pw, u.done = pw, make(chan struct{})
 	go func() {
 		defer close(u.done)
-		u.file, u.perr = put(ctx, path, &startReader{r: pr, started: reading})
+		u.stored, u.werr = u.store.writeUpload(u.ctx, u.id, u.start, pr)
 		// Unblock a WriteAt still feeding the pipe.
-		if u.perr != nil {
-			pr.CloseWithError(u.perr)
+		if u.werr != nil {
+			pr.CloseWithError(u.werr)
 		} else {
-			pr.CloseWithError(errors.New("upload already complete"))
+			pr.CloseWithError(errors.New("upload session already ended"))
 		}
 	}()
-	select {
-	case <-reading:
-		return u, nil
-	case <-u.done:
-		if u.perr == nil { // cannot happen: Put reads before it succeeds
-			u.perr = ferry.E("sftpd.upload", ferry.Internal, "upload finished before it started")
-		}
-		return nil, errf(u.perr)
+}
+
+// fed reports whether any byte has gone into the pipe. u.mu is held.
+func (u *upload) fed() bool { return u.next > u.start }
+
+// aheadErr is the error for a write at off that can never be placed: when
+// nothing has arrived at the start offset, the client is resuming an upload
+// that is not there (or elsewhere). u.mu is held.
+func (u *upload) aheadErr(off int64) error {
+	if u.fed() {
+		return errTooFarAhead
 	}
+	if !u.resumed {
+		return &statusError{sftp.ErrSSHFxOpUnsupported, fmt.Sprintf("nothing to resume at offset %d: upload the whole file", off)}
+	}
+	return &statusError{sftp.ErrSSHFxFailure, fmt.Sprintf("the unfinished upload continues at offset %d, not %d", u.start, off)}
 }
 
-// startReader closes started on the first Read, which Put makes only once
-// every check has passed.
-type startReader struct {
-	r       io.Reader
-	started chan struct{}
-	once    sync.Once
+// behindErr is the error for a write at off before the next expected byte.
+// u.mu is held.
+func (u *upload) behindErr(off int64) error {
+	if u.resumed && off < u.start {
+		return &statusError{sftp.ErrSSHFxFailure, fmt.Sprintf(
+			"an unfinished upload of this file continues at offset %d: resume from there (reput), or open it with truncate (put) to start again", u.start)}
+	}
+	return errNotSequential
 }
 
-func (s *startReader) Read(p []byte) (int, error) {
-	s.once.Do(func() { close(s.started) })
-	return s.r.Read(p)
+// lowestPending is the offset of the first write held. u.mu is held.
+func (u *upload) lowestPending() int64 {
+	low := int64(-1)
+	for off := range u.pending {
+		if low < 0 || off < low {
+			low = off
+		}
+	}
+	return low
 }
 
 // WriteAt implements io.WriterAt.
@@ -109,10 +149,8 @@ func (u *upload) WriteAt(p []byte, off int64) (n int, err error) {
 		return 0, u.err
 	}
 	switch {
-	case off == resumeOffset:
-		return 0, u.fail(errResume)
 	case off < u.next:
-		return 0, u.fail(errNotSequential)
+		return 0, u.fail(u.behindErr(off))
 	case off == u.next && !u.writing:
 		return u.feed(p)
 	}
@@ -121,8 +159,12 @@ func (u *upload) WriteAt(p []byte, off int64) (n int, err error) {
 
 // feed writes p, which starts at u.next, into the pipe, then whatever
 // pending data follows it. u.mu is held, but not while writing to the pipe,
-// which blocks until Put has taken the bytes.
+// which blocks until WriteUpload has taken the bytes.
 func (u *upload) feed(p []byte) (int, error) {
+	if u.pw == nil {
+		u.startWrite()
+	}
+	pw := u.pw
 	chunk := p
 	u.writing = true
 	defer func() {
@@ -132,7 +174,7 @@ func (u *upload) feed(p []byte) (int, error) {
 	for {
 		u.next += int64(len(chunk))
 		u.mu.Unlock()
-		_, err := u.pw.Write(chunk)
+		_, err := pw.Write(chunk)
 		u.mu.Lock()
 		if err != nil {
 			return 0, u.fail(u.errf(err))
@@ -155,19 +197,25 @@ func (u *upload) feed(p []byte) (int, error) {
 // full. u.mu is held.
 func (u *upload) hold(p []byte, off int64) (int, error) {
 	if off-u.next > maxAhead {
-		return 0, u.fail(errTooFarAhead)
+		return 0, u.fail(u.aheadErr(off))
 	}
 	if _, dup := u.pending[off]; dup {
 		return 0, u.fail(errNotSequential)
 	}
 	if u.held+len(p) > u.window {
+		if !u.fed() && !u.writing {
+			// The window is full and nothing has arrived where the
+			// upload starts: the client began past it (a resume with
+			// nothing to resume). Pipelining never reorders this much.
+			return 0, u.fail(u.aheadErr(min(off, u.lowestPending())))
+		}
 		if err := u.waitRoom(len(p), off); err != nil {
 			return 0, err
 		}
 	}
 	switch {
 	case off < u.next:
-		return 0, u.fail(errNotSequential)
+		return 0, u.fail(u.behindErr(off))
 	case off == u.next && !u.writing:
 		return u.feed(p)
 	}
@@ -192,18 +240,18 @@ func (u *upload) waitRoom(n int, off int64) error {
 		case u.err != nil:
 			return u.err
 		case off < u.next:
-			return u.fail(errNotSequential)
+			return u.fail(u.behindErr(off))
 		case off == u.next && !u.writing:
 			return nil
 		case !time.Now().Before(deadline):
-			return u.fail(errTooFarAhead)
+			return u.fail(u.aheadErr(off))
 		}
 		u.cond.Wait()
 	}
 	return u.err
 }
 
-// fail records the upload's first error and returns it. u.mu is held.
+// fail records the session's first error and returns it. u.mu is held.
 func (u *upload) fail(err error) error {
 	if u.err == nil {
 		u.err = err
@@ -214,24 +262,29 @@ func (u *upload) fail(err error) error {
 }
 
 // TransferError implements sftp.TransferError: the session ended with the
-// handle open, so the upload must not be committed.
+// handle open, so the upload must not be completed.
 func (u *upload) TransferError(err error) {
 	u.mu.Lock()
 	u.fail(errUploadAborted)
 	u.mu.Unlock()
 }
 
-// abort fails the upload (the session is going away) without waiting.
+// abort fails the session (the connection is going away) without waiting:
+// the bytes already in the pipe are stored, and the upload stays resumable.
 func (u *upload) abort() {
 	u.mu.Lock()
 	u.fail(errUploadAborted)
+	pw := u.pw
 	u.mu.Unlock()
-	u.pw.CloseWithError(errUploadAborted)
+	if pw != nil {
+		pw.CloseWithError(errUploadAborted)
+	}
 }
 
-// Close commits the upload: the new version becomes visible and replaces the
-// old one, unless anything went wrong, in which case nothing changes and the
-// error is returned.
+// Close ends the session. After a clean one that wrote every byte from the
+// upload's offset on, it completes the upload: the new version becomes
+// visible and replaces the old one. Otherwise the file stays as it was, the
+// bytes stored stay resumable, and the error is returned.
 func (u *upload) Close() (err error) {
 	defer recoverTo(&err)
 	u.mu.Lock()
@@ -244,24 +297,50 @@ func (u *upload) Close() (err error) {
 		u.cond.Wait()
 	}
 	if u.err == nil && len(u.pending) > 0 {
-		u.fail(errNotSequential)
+		if u.fed() {
+			u.fail(errNotSequential)
+		} else {
+			u.fail(u.aheadErr(u.lowestPending()))
+		}
 	}
-	err = u.err
+	err, pw, done, fed := u.err, u.pw, u.done, u.next-u.start
 	u.mu.Unlock()
-	if err != nil {
-		u.pw.CloseWithError(err)
-	} else {
-		u.pw.Close()
-	}
-	<-u.done
 	if u.onClose != nil {
-		u.onClose()
+		defer u.onClose()
 	}
-	if err != nil {
+	var stored int64
+	if pw != nil {
+		if err != nil {
+			pw.CloseWithError(err)
+		} else {
+			pw.Close()
+		}
+		<-done
+		stored = u.stored
+		if err == nil && u.werr != nil {
+			err = u.errf(u.werr)
+		} else if err == nil && stored != fed {
+			err = u.errf(ferry.Errorf("sftpd.upload", ferry.Internal, "stored %d of the %d bytes written", stored, fed))
+		}
+	}
+	// A detached context: the client may be gone, and what was stored must
+	// be completed or tidied up all the same.
+	ctx := context.WithoutCancel(u.ctx)
+	switch {
+	case err != nil:
+		if !u.resumed && stored == 0 {
+			// Nothing to resume: leave nothing behind.
+			u.store.cancelUpload(ctx, u.id)
+		}
 		return err
+	case fed == 0 && u.resumed:
+		// Opened and closed without a write: the unfinished upload stays
+		// as it was (completing it here would publish a partial file).
+		return nil
+	case fed == 0 && !u.keepEmpty:
+		// Opened without truncate and closed without a write: the file
+		// stays as it was.
+		return u.errf(u.store.cancelUpload(ctx, u.id))
 	}
-	if u.perr != nil {
-		return u.errf(u.perr)
-	}
-	return nil
+	return u.errf(u.store.completeUpload(ctx, u.id))
 }

@@ -3,50 +3,89 @@ package sftpd
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/pkg/sftp"
+
 	"ferry.dev/ferry/internal/ferry"
 )
 
-// fakePut stands in for transfer.Put: it reads everything, slowly if asked,
-// and keeps it only when the reader ended cleanly.
-type fakePut struct {
-	mu    sync.Mutex
-	got   []byte
-	err   error
-	delay time.Duration
+// fakeStore stands in for transfer's resumable uploads: one upload, whose
+// stored bytes grow by what each session read, kept even when the reader
+// fails part-way (as WriteUpload keeps them); it reads slowly if asked.
+type fakeStore struct {
+	mu        sync.Mutex
+	stored    []byte
+	sessions  int
+	readErr   error // the last session's read error
+	completed []byte
+	cancelled bool
+	delay     time.Duration
 }
 
-func (f *fakePut) put(ctx context.Context, path string, r io.Reader) (*ferry.File, error) {
+func (f *fakeStore) writeUpload(ctx context.Context, id string, offset int64, r io.Reader) (int64, error) {
+	f.mu.Lock()
+	f.sessions++
+	if offset != int64(len(f.stored)) {
+		f.mu.Unlock()
+		return 0, ferry.Errorf("fake.WriteUpload", ferry.Conflict, "the upload is at offset %d, not %d", len(f.stored), offset)
+	}
+	f.mu.Unlock()
 	var buf bytes.Buffer
 	b := make([]byte, 256<<10)
+	var err error
 	for {
-		n, err := r.Read(b)
+		n, rerr := r.Read(b)
 		buf.Write(b[:n])
 		if f.delay > 0 {
 			time.Sleep(f.delay)
 		}
-		if err == io.EOF {
+		if rerr == io.EOF {
 			break
 		}
-		if err != nil {
-			f.mu.Lock()
-			f.err = err
-			f.mu.Unlock()
-			return nil, ferry.E("fake.Put", ferry.Invalid, "upload interrupted", err)
+		if rerr != nil {
+			err = ferry.E("fake.WriteUpload", ferry.Invalid, "upload interrupted", rerr)
+			break
 		}
 	}
 	f.mu.Lock()
-	f.got = buf.Bytes()
-	f.mu.Unlock()
-	return &ferry.File{Size: int64(buf.Len())}, nil
+	defer f.mu.Unlock()
+	f.stored = append(f.stored, buf.Bytes()...)
+	f.readErr = err
+	return int64(buf.Len()), err
+}
+
+func (f *fakeStore) completeUpload(ctx context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.completed = append([]byte{}, f.stored...)
+	return nil
+}
+
+func (f *fakeStore) cancelUpload(ctx context.Context, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cancelled, f.stored = true, nil
+	return nil
 }
 
 func identity(err error) error { return err }
+
+func newTestUpload(f *fakeStore) *upload {
+	f.mu.Lock()
+	start := int64(len(f.stored))
+	f.mu.Unlock()
+	u := newUpload(context.Background(), f, "/x", "id", start, identity)
+	u.resumed = start > 0
+	u.keepEmpty = true
+	return u
+}
 
 // TestUploadWindowUnderConcurrency feeds an upload the way pkg/sftp does:
 // requests taken in order from a queue by 8 workers that each call WriteAt,
@@ -54,11 +93,8 @@ func identity(err error) error { return err }
 // out of order never exceeds the window.
 func TestUploadWindowUnderConcurrency(t *testing.T) {
 	for _, delay := range []time.Duration{0, 200 * time.Microsecond} {
-		fp := &fakePut{delay: delay}
-		u, err := startUpload(context.Background(), fp.put, "/x", identity)
-		if err != nil {
-			t.Fatal(err)
-		}
+		fs := &fakeStore{delay: delay}
+		u := newTestUpload(fs)
 		u.window = 1 << 20
 		const chunk = 64 << 10
 		data := make([]byte, 400*chunk+123)
@@ -98,8 +134,8 @@ func TestUploadWindowUnderConcurrency(t *testing.T) {
 		if err := u.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if !bytes.Equal(fp.got, data) {
-			t.Fatalf("delay %v: content differs (%d bytes, want %d)", delay, len(fp.got), len(data))
+		if !bytes.Equal(fs.completed, data) || fs.sessions != 1 {
+			t.Fatalf("delay %v: content differs (%d bytes, want %d) or %d sessions", delay, len(fs.completed), len(data), fs.sessions)
 		}
 		if maxHeld > u.window {
 			t.Fatalf("held %d bytes out of order, window %d", maxHeld, u.window)
@@ -108,20 +144,20 @@ func TestUploadWindowUnderConcurrency(t *testing.T) {
 }
 
 // TestUploadWindowFullFails: a write that cannot fit while the data before it
-// never arrives fails after the wait instead of blocking forever, and the
-// upload is aborted.
+// never arrives fails after the wait instead of blocking forever; the session
+// fails, and what arrived in order stays stored, not completed.
 func TestUploadWindowFullFails(t *testing.T) {
-	fp := &fakePut{}
-	u, err := startUpload(context.Background(), fp.put, "/x", identity)
-	if err != nil {
+	fs := &fakeStore{}
+	u := newTestUpload(fs)
+	u.window, u.wait = 100, 50*time.Millisecond
+	if _, err := u.WriteAt([]byte("0123456789"), 0); err != nil {
 		t.Fatal(err)
 	}
-	u.window, u.wait = 100, 50*time.Millisecond
-	if _, err := u.WriteAt(make([]byte, 80), 10); err != nil {
+	if _, err := u.WriteAt(make([]byte, 80), 20); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if _, err := u.WriteAt(make([]byte, 80), 90); err != errTooFarAhead {
+	if _, err := u.WriteAt(make([]byte, 80), 100); err != errTooFarAhead {
 		t.Fatalf("write past a full window: %v", err)
 	}
 	if el := time.Since(start); el < 40*time.Millisecond || el > 5*time.Second {
@@ -130,37 +166,115 @@ func TestUploadWindowFullFails(t *testing.T) {
 	if err := u.Close(); err != errTooFarAhead {
 		t.Fatalf("close: %v", err)
 	}
-	if fp.got != nil || fp.err == nil {
-		t.Fatalf("aborted upload was stored (%d bytes, err %v)", len(fp.got), fp.err)
+	if fs.completed != nil || string(fs.stored) != "0123456789" || fs.cancelled {
+		t.Fatalf("completed %q, stored %q, cancelled %v", fs.completed, fs.stored, fs.cancelled)
 	}
 }
 
-// TestUploadTransferError: when the session drops with the handle open,
-// pkg/sftp calls TransferError then Close: nothing is stored.
-func TestUploadTransferError(t *testing.T) {
-	fp := &fakePut{}
-	u, err := startUpload(context.Background(), fp.put, "/x", identity)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.WriteAt([]byte("complete-looking content"), 0)
+// TestUploadNothingToResume: a session whose writes start past the upload's
+// offset fails as soon as the window is full, or at close, with a message
+// saying so, not after windowWait; the empty upload it created is discarded.
+func TestUploadNothingToResume(t *testing.T) {
+	t.Run("window full", func(t *testing.T) {
+		fs := &fakeStore{}
+		u := newTestUpload(fs)
+		u.window = 100
+		u.WriteAt(make([]byte, 60), 1000)
+		start := time.Now()
+		_, err := u.WriteAt(make([]byte, 60), 1060)
+		if se := (*statusError)(nil); !errors.As(err, &se) || se.code != sftp.ErrSSHFxOpUnsupported || !strings.Contains(se.msg, "nothing to resume at offset 1000") {
+			t.Fatalf("write: %v", err)
+		}
+		if el := time.Since(start); el > time.Second {
+			t.Fatalf("took %v", el)
+		}
+		if err := u.Close(); err == nil || !fs.cancelled || fs.completed != nil {
+			t.Fatalf("close: %v, cancelled %v", err, fs.cancelled)
+		}
+	})
+	t.Run("at close", func(t *testing.T) {
+		fs := &fakeStore{}
+		u := newTestUpload(fs)
+		u.WriteAt([]byte("tail"), 11)
+		if err := u.Close(); err == nil || !strings.Contains(err.Error(), "nothing to resume at offset 11") || !fs.cancelled {
+			t.Fatalf("close: %v, cancelled %v", err, fs.cancelled)
+		}
+	})
+	t.Run("resumed elsewhere", func(t *testing.T) {
+		fs := &fakeStore{stored: []byte("01234")}
+		u := newTestUpload(fs)
+		u.WriteAt([]byte("tail"), 11)
+		if err := u.Close(); err == nil || !strings.Contains(err.Error(), "continues at offset 5, not 11") || fs.cancelled || string(fs.stored) != "01234" {
+			t.Fatalf("close: %v, cancelled %v, stored %q", err, fs.cancelled, fs.stored)
+		}
+		u = newTestUpload(fs)
+		if _, err := u.WriteAt([]byte("0"), 0); err == nil || !strings.Contains(err.Error(), "continues at offset 5") {
+			t.Fatalf("write before the offset: %v", err)
+		}
+		u.Close()
+		if fs.cancelled || string(fs.stored) != "01234" {
+			t.Fatalf("cancelled %v, stored %q", fs.cancelled, fs.stored)
+		}
+	})
+}
+
+// TestUploadTransferErrorThenResume: when the session drops with the handle
+// open, pkg/sftp calls TransferError then Close: nothing is completed, the
+// bytes written in order stay, and a second session continues from them.
+func TestUploadTransferErrorThenResume(t *testing.T) {
+	fs := &fakeStore{}
+	u := newTestUpload(fs)
+	u.WriteAt([]byte("complete-"), 0)
+	u.WriteAt([]byte("content"), 20) // past a gap: lost
 	u.TransferError(io.ErrUnexpectedEOF)
 	if err := u.Close(); err != errUploadAborted {
 		t.Fatalf("close after transfer error: %v", err)
 	}
-	if fp.got != nil {
-		t.Fatal("upload stored after the connection dropped")
+	if fs.completed != nil || string(fs.stored) != "complete-" || fs.readErr == nil {
+		t.Fatalf("completed %q, stored %q, read error %v", fs.completed, fs.stored, fs.readErr)
+	}
+	u = newTestUpload(fs)
+	if u.start != 9 {
+		t.Fatalf("resumed at %d", u.start)
+	}
+	u.WriteAt([]byte("looking"), 9)
+	if err := u.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if string(fs.completed) != "complete-looking" || fs.sessions != 2 {
+		t.Fatalf("completed %q in %d sessions", fs.completed, fs.sessions)
 	}
 }
 
-// TestUploadOpenErrors: Put's own checks (permission, missing folder) fail
-// the open, before any data is sent.
-func TestUploadOpenErrors(t *testing.T) {
-	put := func(ctx context.Context, path string, r io.Reader) (*ferry.File, error) {
-		return nil, ferry.E("transfer.Put", ferry.Permission, "you need \"write\" permission on /")
+// TestUploadAbortBeforeWrites: a session that dies before a byte arrived
+// leaves nothing behind.
+func TestUploadAbortBeforeWrites(t *testing.T) {
+	fs := &fakeStore{}
+	u := newTestUpload(fs)
+	u.abort()
+	if err := u.Close(); err != errUploadAborted || !fs.cancelled || fs.sessions != 0 {
+		t.Fatalf("close: %v, cancelled %v, %d sessions", err, fs.cancelled, fs.sessions)
 	}
-	_, err := startUpload(context.Background(), put, "/x", identity)
-	if ferry.KindOf(err) != ferry.Permission {
-		t.Fatalf("open: %v", err)
+}
+
+// TestUploadCloseWithoutWrites: truncate (keepEmpty) creates the empty file;
+// an open without truncate of an existing file, or of an unfinished upload,
+// changes nothing.
+func TestUploadCloseWithoutWrites(t *testing.T) {
+	fs := &fakeStore{}
+	u := newTestUpload(fs)
+	if err := u.Close(); err != nil || fs.completed == nil || len(fs.completed) != 0 {
+		t.Fatalf("truncate: %v, completed %q", err, fs.completed)
+	}
+	fs = &fakeStore{}
+	u = newTestUpload(fs)
+	u.keepEmpty = false
+	if err := u.Close(); err != nil || fs.completed != nil || !fs.cancelled {
+		t.Fatalf("no truncate: %v, completed %q, cancelled %v", err, fs.completed, fs.cancelled)
+	}
+	fs = &fakeStore{stored: []byte("part")}
+	u = newTestUpload(fs)
+	if err := u.Close(); err != nil || fs.completed != nil || fs.cancelled || fs.sessions != 0 {
+		t.Fatalf("resumed: %v, completed %q, cancelled %v", err, fs.completed, fs.cancelled)
 	}
 }
