@@ -30,6 +30,10 @@ const adminUsage = `usage: ferry admin --data DIR COMMAND …
   token revoke TOKEN-ID
   sshkey add --user EMAIL --key-file FILE
   hold --org ORG /PATH [--release]              legal hold: the file never expires
+  sso set --org ORG --issuer URL --client-id ID --client-secret-stdin [--domains a.com,b.com]
+          [--provision user|external|off] [--party PARTY] [--disabled]
+                                                single sign-on (OpenID Connect); see docs/SSO.md
+  sso show --org ORG
   hostkeys                                      SFTP host key fingerprints (reads DIR/keys; no server needed)
 
 Except for hostkeys, the server must be running: ferry admin talks to it over
@@ -304,6 +308,8 @@ func runAdmin(ctx context.Context, args []string, env Env) error {
 		} else {
 			fmt.Fprintf(out, "%s is on hold\n", pos[0])
 		}
+	case "sso set", "sso show":
+		return adminSSO(ctx, c, cmd, sub, rest[1:], env)
 	default:
 		io.WriteString(env.Stderr, adminUsage)
 		return usagef("ferry admin: unknown command %q", cmd)

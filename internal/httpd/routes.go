@@ -63,6 +63,8 @@ func (h *adminPlane) adminRoutes() []route {
 		{"POST /admin/v1/tokens/revoke", h.api(h.revokeToken)},
 		{"POST /admin/v1/sshkeys", h.api(h.addSSHKey)},
 		{"POST /admin/v1/holds", h.api(h.hold)},
+		{"POST /admin/v1/sso", h.api(h.setSSO)},
+		{"POST /admin/v1/sso/show", h.api(h.showSSO)},
 	}
 }
 
