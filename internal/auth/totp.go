@@ -265,6 +265,19 @@ func (s *Service) VerifyTOTP(ctx context.Context, userID, code, remote string) e
 	return err
 }
 
+// VerifySecondFactor is VerifyTOTP for the web's second-factor page: it
+// also returns which method succeeded, "totp" or "recovery" (for
+// CompleteMFA).
+func (s *Service) VerifySecondFactor(ctx context.Context, userID, code, remote, protocol string) (string, error) {
+	u, err := s.db.UserByID(ctx, userID)
+	if ferry.KindOf(err) == ferry.NotExist {
+		return "", ErrSecondFactor
+	} else if err != nil {
+		return "", err
+	}
+	return s.checkSecondFactor(ctx, u, code, remote, protocol)
+}
+
 // checkSecondFactor is VerifyTOTP for a loaded user; it returns the method
 // that succeeded: "totp" or "recovery".
 func (s *Service) checkSecondFactor(ctx context.Context, u *ferry.User, code, remote, protocol string) (string, error) {
