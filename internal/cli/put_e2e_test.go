@@ -76,9 +76,9 @@ type transferRec struct {
 	Seconds                   float64
 }
 
-// killAt runs cmd and SIGKILLs it once progress() reaches at least at; it
-// fails the test if the command ends first.
-func killAt(t *testing.T, cmd *exec.Cmd, errb *bytes.Buffer, at int64, progress func() int64) int64 {
+// killAt runs cmd and SIGKILLs it once progress() reaches at least at (and
+// then delay more); it fails the test if the command ends first.
+func killAt(t *testing.T, cmd *exec.Cmd, errb *bytes.Buffer, at int64, delay time.Duration, progress func() int64) int64 {
 	t.Helper()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -98,6 +98,7 @@ func killAt(t *testing.T, cmd *exec.Cmd, errb *bytes.Buffer, at int64, progress 
 			t.Fatalf("%v did not reach %d bytes in 10 minutes", cmd.Args, at)
 		case <-tick.C:
 			if n := progress(); n >= at {
+				time.Sleep(delay)
 				cmd.Process.Kill()
 				<-exited
 				return n
@@ -140,8 +141,10 @@ func TestPutAndGetResumeAfterKill(t *testing.T) {
 		return l.Uploads[0].Offset
 	}
 	cmd, _, errb := c.command(bin, viaProxy, "put", "--json", local, remote)
-	killedAt := killAt(t, cmd, errb, size*4/10, serverOffset)
-	t.Logf("put killed with the server at offset %d (%.0f %%)", killedAt, 100*float64(killedAt)/float64(size))
+	// The offset moves when the server has a chunk; wait a little more so
+	// that the kill lands in the middle of the next one, not between two.
+	killedAt := killAt(t, cmd, errb, size*4/10, 60*time.Millisecond, serverOffset)
+	t.Logf("put killed after the server reached offset %d (%.0f %%), proxy had carried %d bytes", killedAt, 100*float64(killedAt)/float64(size), proxy.Up())
 
 	cmd, out, errb := c.command(bin, viaProxy, "put", "--json", local, remote)
 	if err := cmd.Run(); err != nil {
@@ -181,7 +184,7 @@ func TestPutAndGetResumeAfterKill(t *testing.T) {
 	start = time.Now()
 	down0 := proxy.Down()
 	cmd, _, errb = c.command(bin, viaProxy, "get", "--json", remote, target)
-	killedAt = killAt(t, cmd, errb, size*4/10, partSize)
+	killedAt = killAt(t, cmd, errb, size*4/10, 0, partSize)
 	if _, err := os.Stat(target); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("an interrupted get left %s in place", target)
 	}

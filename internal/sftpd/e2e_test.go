@@ -23,6 +23,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 
 	"ferry.dev/ferry/internal/ferry"
@@ -180,8 +181,8 @@ func mustEqualFile(t *testing.T, path string, want []byte) {
 }
 
 // TestOpenSSHClient drives OpenSSH's sftp in batch mode with key auth:
-// put, get, reget, rename, ls, mkdir, rmdir, rm; reput is refused and
-// leaves the file as it was; the host keys are the ones in DATA/keys (strict
+// put, get, reget, reput, rename, ls, mkdir, rmdir, rm; a reput with
+// nothing to resume is refused and leaves the file as it was; the host keys are the ones in DATA/keys (strict
 // checking); the audit log shows the reads with their ranges.
 func TestOpenSSHClient(t *testing.T) {
 	s := startSite(t)
@@ -219,16 +220,34 @@ df
 		t.Errorf("rm did not remove renamed.txt:\n%s", out)
 	}
 
-	// reput of a file whose remote copy is shorter: refused, nothing changes.
+	// reput of a complete file has nothing to resume: refused at once,
+	// nothing changes.
 	s.file("longer.bin", append(append([]byte(nil), big...), "more"...))
 	out, err = s.batch(s.key, "alice@acme.test", "cd /in\nreput longer.bin big.bin\n")
-	if err == nil || !strings.Contains(strings.ToLower(out), "not supported") && !strings.Contains(strings.ToLower(out), "unsupported") {
+	if err == nil || !strings.Contains(strings.ToLower(out), "unsupported") {
 		t.Fatalf("reput: %v\n%s", err, out)
 	}
 	if _, err := s.batch(s.key, "alice@acme.test", "get /in/big.bin after.bin\n"); err != nil {
 		t.Fatal(err)
 	}
 	mustEqualFile(t, filepath.Join(s.dir, "after.bin"), big)
+
+	// An upload cut off by another client (pkg/sftp here, its connection
+	// dropped) is continued by OpenSSH's reput, with only the rest sent.
+	token := strings.TrimSpace(s.Admin("token", "create", "--user", "alice@acme.test"))
+	s.partialUpload("/in/resumed.bin", big[:1<<20])
+	if offs := s.unfinished(token, "/in/resumed.bin", true); len(offs) != 1 || offs[0] != 1<<20 {
+		t.Fatalf("unfinished upload at %v", offs)
+	}
+	if out, err := s.batch(s.key, "alice@acme.test", "cd /in\nls -l resumed.bin\nreput big.bin resumed.bin\nget resumed.bin resumed.back\n"); err != nil {
+		t.Fatalf("reput: %v\n%s", err, out)
+	} else if !strings.Contains(out, fmt.Sprint(1<<20)) {
+		t.Errorf("ls -l does not show the unfinished upload's size:\n%s", out)
+	}
+	mustEqualFile(t, filepath.Join(s.dir, "resumed.back"), big)
+	if evs := s.events("upload.write"); len(evs) == 0 || evs[len(evs)-1].Offset != 1<<20 || evs[len(evs)-1].Bytes != int64(len(big)-1<<20) {
+		t.Fatalf("the reput session was not audited as the rest of the file: %+v", evs[len(evs)-1])
+	}
 
 	// Upload to a temporary name, then rename onto the existing file
 	// (OpenSSH uses posix-rename@openssh.com): the new content replaces the
@@ -329,6 +348,43 @@ func TestOpenSSHPermissions(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// partialUpload writes content to remote with pkg/sftp over SSH as alice,
+// then drops the connection with the file still open.
+func (s *site) partialUpload(remote string, content []byte) {
+	s.t.Helper()
+	pem, err := os.ReadFile(s.key)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	signer, err := ssh.ParsePrivateKey(pem)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cfg := &ssh.ClientConfig{User: "alice@acme.test", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second}
+	conn, err := ssh.Dial("tcp", s.SFTPAddr, cfg)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer conn.Close()
+	c, err := sftp.NewClient(conn)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	f, err := c.OpenFile(remote, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if _, err := f.Write(content); err != nil {
+		s.t.Fatal(err)
+	}
+	// Make sure every write was answered, then drop the connection.
+	if _, err := c.Getwd(); err != nil {
+		s.t.Fatal(err)
+	}
+	conn.Close()
 }
 
 // startKilled starts `sftp -b` uploading local to remote at 16 Mbit/s and
