@@ -1,8 +1,11 @@
 package httpd_test
 
 import (
+	"bytes"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -74,6 +77,16 @@ func TestSSO(t *testing.T) {
 	if !strings.Contains(show, op.Issuer) || !strings.Contains(show, "ferry-acme") || !strings.Contains(show, "acme.test") ||
 		strings.Contains(show, "secret-ferry-acme") {
 		t.Fatalf("sso show:\n%s", show)
+	}
+	// The client secret is nowhere in the database files in clear.
+	dbFiles, _ := filepath.Glob(filepath.Join(s.Data, "ferry.db*"))
+	for _, f := range dbFiles {
+		if b, err := os.ReadFile(f); err != nil || bytes.Contains(b, []byte("secret-ferry-acme")) {
+			t.Fatalf("%s: the client secret is stored in clear (%v)", f, err)
+		}
+	}
+	if len(dbFiles) == 0 {
+		t.Fatal("no database files")
 	}
 	if set := auditLog(t, s, "sso.set"); strings.Count(set, "\n") != 2 || strings.Contains(set, "secret-ferry") {
 		t.Fatalf("sso.set audit records:\n%s", set)
