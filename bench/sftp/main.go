@@ -79,6 +79,7 @@ type options struct {
 	rounds  int
 	ciphers []string
 	dir     string
+	src     string // directory to build cmd/ferry from
 	logins  int
 	pin     bool
 
@@ -100,6 +101,7 @@ func parseFlags() (*options, error) {
 	flag.IntVar(&o.rounds, "rounds", 5, "rounds per server, cipher and direction")
 	ciphers := flag.String("ciphers", "aes128-gcm@openssh.com,chacha20-poly1305@openssh.com", "comma-separated SSH ciphers")
 	flag.StringVar(&o.dir, "dir", "/dev/shm", "parent of the temporary directory (tmpfs)")
+	flag.StringVar(&o.src, "src", "", "build ferry from this module directory (e.g. a `git archive` of a commit) instead of this one")
 	flag.IntVar(&o.logins, "logins", 20, "login-time samples per server")
 	flag.BoolVar(&o.pin, "pin", numCPU() >= 2, "run the servers on CPU 0 and the client on CPU 1 (taskset)")
 	flag.IntVar(&o.sessions, "sessions", 0, "concurrency mode: this many concurrent sessions per server")
@@ -205,6 +207,9 @@ func run(ctx context.Context) error {
 	logf("building ferry")
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/ferry")
 	build.Dir = moduleDir()
+	if o.src != "" {
+		build.Dir = o.src
+	}
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
