@@ -87,6 +87,8 @@ install_prereqs() {
   command -v rclone >/dev/null 2>&1 || missing+=(rclone)
   command -v lftp >/dev/null 2>&1 || missing+=(lftp)
   command -v sshpass >/dev/null 2>&1 || missing+=(sshpass)
+  # Headless browser for internal/httpd's end-to-end tests (chromedp).
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   # Node.js runs tus-js-client, the independent tus client of internal/httpd.
   command -v node >/dev/null 2>&1 || missing+=(nodejs)
   command -v npm >/dev/null 2>&1 || missing+=(npm)
@@ -96,8 +98,9 @@ install_prereqs() {
     apt_install --reinstall openssh-client
     ssh_ok || die "ssh/sftp still do not work after reinstalling openssh-client"
   fi
+  command -v chromium >/dev/null 2>&1 || die "chromium is still missing after installing it"
   [ -n "$(pgbin)" ] && [ -x "$(pgbin)/initdb" ] || die "PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin after installing postgresql"
-  say "prerequisites: $(curl --version | head -n 1 | cut -d' ' -f1-2), $(ssh -V 2>&1), $(rclone version 2>/dev/null | head -n 1), $(lftp --version | head -n 1 | cut -d' ' -f1-4), PostgreSQL $(basename "$(dirname "$(pgbin)")")"
+  say "prerequisites: $(curl --version | head -n 1 | cut -d' ' -f1-2), $(ssh -V 2>&1), $(rclone version 2>/dev/null | head -n 1), $(lftp --version | head -n 1 | cut -d' ' -f1-4), $(chromium --version 2>/dev/null | cut -d' ' -f1-2), PostgreSQL $(basename "$(dirname "$(pgbin)")")"
 }
 
 # staticcheck is built once per (staticcheck version, Go version) into a cache
