@@ -104,7 +104,7 @@ func text(t *testing.T, ctx context.Context, sel string) string {
 
 func signInWithPassword(base, email, pw string) chromedp.Action[chromedp.Void] {
 	return chromedp.Steps(
-		chromedp.Navigate(base + "/login"),
+		chromedp.Navigate(base+"/login"),
 		chromedp.WaitVisible(chromedp.CSS(`#login-form`)),
 		chromedp.SendKeys(chromedp.CSS(`#login-form input[name=email]`), email),
 		chromedp.SendKeys(chromedp.CSS(`#login-form input[name=password]`), pw),
