@@ -11,8 +11,9 @@
 // per size, and the server's peak RSS per size.
 //
 //	go run ./bench/rest [-sizes 1MiB,64MiB,1GiB,4GiB] [-rounds 5] [-http 2|1.1]
-//	    [-variants put,tus,tus16,cli] [-base REV] [-perf DIR] [-ferry-env GODEBUG=fips140=off]
+//	    [-variants put,tus,tus16,cli] [-rev REV] [-base REV] [-perf DIR] [-ferry-env GODEBUG=fips140=off]
 //
+// -rev REV builds ferry at git revision REV instead of the working tree.
 // -base REV also builds ferry at git revision REV and runs it as a second
 // server in the same rounds (before/after comparisons). -perf DIR records
 // `perf record -g` of each server during each phase of the first round.
@@ -74,6 +75,7 @@ type options struct {
 	variants []string
 	chunk    int64
 	base     string
+	rev      string
 	perfDir  string
 	dir      string
 	ferryEnv multiFlag
@@ -104,6 +106,7 @@ func parseFlags() (*options, error) {
 	variants := flag.String("variants", "put,tus,tus16", "Ferry upload paths, comma-separated: put, tus, tus16, cli")
 	chunk := flag.String("chunk", "16MiB", "PATCH size of the tus16 and cli variants")
 	flag.StringVar(&o.base, "base", "", "also build ferry at this git revision (git archive) and run it as server \"base\" in the same rounds")
+	flag.StringVar(&o.rev, "rev", "", "build ferry at this git revision (git archive) instead of the working tree")
 	flag.StringVar(&o.perfDir, "perf", "", "record `perf record -g` of each server during each phase of the first round into this directory")
 	flag.StringVar(&o.dir, "dir", "", "parent of the temporary directory (default /dev/shm if it has room, else $TMPDIR)")
 	flag.Var(&o.ferryEnv, "ferry-env", "KEY=VALUE added to the ferry servers' environment (repeatable), e.g. GOGC=50")
@@ -222,8 +225,14 @@ func run(ctx context.Context) (err error) {
 	}()
 	logf("working in %s", tmp)
 
-	bin := filepath.Join(tmp, "ferry")
-	if err := buildFerry(ctx, modDir, bin); err != nil {
+	bin, srcDir := filepath.Join(tmp, "ferry"), modDir
+	if o.rev != "" {
+		srcDir = filepath.Join(tmp, "src")
+		if err := exportRevision(ctx, modDir, o.rev, srcDir); err != nil {
+			return err
+		}
+	}
+	if err := buildFerry(ctx, srcDir, bin); err != nil {
 		return err
 	}
 	var servers []*target
