@@ -55,16 +55,37 @@ func TestDataDirectoryLayout(t *testing.T) {
 	if !strings.Contains(joined, "audit.key") || !strings.Contains(joined, ".kek") {
 		t.Errorf("keys dir holds %v; want the audit key and an organisation KEK", names)
 	}
-	// The KEKs never enter the database: no key material column exists
-	// besides wrapped data keys.
-	dbh, err := sql.Open("sqlite", filepath.Join(s.Data, "ferry.db"))
-	if err != nil {
-		t.Fatal(err)
+	// The KEKs never enter the database: none of their key bytes appear in
+	// the database files (tables hold only keys wrapped by them, and KEK
+	// ids), even after a file, an upload and a wrapped secret exist.
+	s.Admin("folder", "create", "--org", "acme", "/in")
+	tok := s.User("acme", "b@acme.test", "admin")
+	ferrytest.Expect(t, s.Do("PUT", "/api/v1/files/in/a.txt", tok, strings.NewReader("content")), 201)
+	s.Stop()
+	var dbBytes []byte
+	for _, f := range []string{"ferry.db", "ferry.db-wal"} {
+		b, _ := os.ReadFile(filepath.Join(s.Data, f))
+		dbBytes = append(dbBytes, b...)
 	}
-	defer dbh.Close()
-	var n int
-	if err := dbh.QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE sql LIKE '%kek%' AND name != 'files'`).Scan(&n); err != nil || n != 0 {
-		t.Errorf("a table other than files mentions KEKs (%d, %v)", n, err)
+	if len(dbBytes) == 0 {
+		t.Fatal("no database file")
+	}
+	keks := 0
+	for _, n := range names {
+		if !strings.HasSuffix(n, ".kek") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(s.Data, "keys", n))
+		if err != nil || len(b) != 37 {
+			t.Fatalf("KEK file %s: %d bytes, %v", n, len(b), err)
+		}
+		keks++
+		if bytes.Contains(dbBytes, b[5:]) {
+			t.Errorf("the key of %s appears in the database", n)
+		}
+	}
+	if keks == 0 {
+		t.Fatal("no KEK file to check")
 	}
 }
 
