@@ -39,8 +39,6 @@ type Client struct {
 	UserAgent string
 }
 
-func (c Client) addr() string { return AddrKey(c.Remote) }
-
 func clip(s string, n int) string {
 	if len(s) > n {
 		return s[:n]

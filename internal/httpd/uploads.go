@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"io"
-	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -37,7 +36,6 @@ type tusReq struct {
 	upload   *ferry.Upload // the upload the request touched, as last seen
 	file     *ferry.File   // the file an upload completed into
 	err      error         // the store's error, rendered as JSON
-	logger   *slog.Logger
 }
 
 type tusReqKey struct{}
