@@ -244,6 +244,9 @@ func (s *Service) CreateUser(ctx context.Context, p *ferry.Principal, spec UserS
 			return nil, ferry.E(op, ferry.Invalid, "an external user needs a party (--party)")
 		}
 		if spec.Password != "" {
+			if err := s.auth.CheckNewPassword(ctx, o.ID, email, spec.Password); err != nil {
+				return nil, err
+			}
 			u.PasswordHash, err = auth.HashPassword(spec.Password, auth.DefaultPasswordParams, s.rand)
 			if err != nil {
 				return nil, err
@@ -258,7 +261,10 @@ func (s *Service) CreateUser(ctx context.Context, p *ferry.Principal, spec UserS
 		ev.Object = u.ID
 		return u, nil
 	}()
-	return u, s.done(ctx, ev, err)
+	if err = s.done(ctx, ev, err); err == nil && u.Role == ferry.RoleAdmin {
+		err = s.alertAdmin(ctx, ev, "administrator created: "+u.Email)
+	}
+	return u, err
 }
 
 // user resolves a user by email and checks p may administer them.
@@ -478,6 +484,9 @@ func (s *Service) Setup(ctx context.Context, code, remote, orgName, email, passw
 		if err := validName(op, "organisation", orgName); err != nil {
 			return err
 		}
+		if err := auth.CheckPassword(ferry.DefaultPolicy(""), email, orgName, password); err != nil {
+			return err
+		}
 		hash, err := auth.HashPassword(password, auth.DefaultPasswordParams, s.rand)
 		if err != nil {
 			return err
@@ -505,5 +514,8 @@ func (s *Service) Setup(ctx context.Context, code, remote, orgName, email, passw
 		}
 		return err
 	}()
-	return u, s.done(ctx, ev, err)
+	if err = s.done(ctx, ev, err); err == nil {
+		err = s.alertAdmin(ctx, ev, "server administrator created: "+u.Email)
+	}
+	return u, err
 }

@@ -48,7 +48,7 @@ type LimiterConfig struct {
 	OnLock func(Lock)
 }
 
-// DefaultLimiterConfig: an address may fail 20 times in a row, is forgiven
+// DefaultLimiterConfig: an address may fail 10 times in a row, is forgiven
 // one failure a minute and is then locked for 15 minutes, doubling up to a
 // day; an account at one address may fail 5 times, is forgiven one a minute,
 // and is locked for a minute, doubling up to an hour; an account may fail 50
@@ -56,7 +56,7 @@ type LimiterConfig struct {
 // failure every 6 minutes, and is then locked for such addresses for 15
 // minutes, doubling up to 4 hours.
 var DefaultLimiterConfig = LimiterConfig{
-	Burst: 20, Forgive: time.Minute, Lockout: 15 * time.Minute, MaxLockout: 24 * time.Hour,
+	Burst: 10, Forgive: time.Minute, Lockout: 15 * time.Minute, MaxLockout: 24 * time.Hour,
 	AccountAddr: Rule{Burst: 5, Forgive: time.Minute, Lockout: time.Minute, MaxLockout: time.Hour},
 	Account:     Rule{Burst: 50, Forgive: 6 * time.Minute, Lockout: 15 * time.Minute, MaxLockout: 4 * time.Hour},
 	Familiar:    30 * 24 * time.Hour,

@@ -30,6 +30,11 @@ const adminUsage = `usage: ferry admin --data DIR COMMAND …
   token revoke TOKEN-ID
   sshkey add --user EMAIL --key-file FILE
   hold --org ORG /PATH [--release]              legal hold: the file never expires
+  policy show --org ORG                         the organisation's sign-in policy
+  policy set --org ORG [--min-password-len N] [--mfa-required] [--passkeys allowed|required|off]
+          [--sso-required] [--session-idle 30m] [--session-max 12h]
+          [--allowed-cidrs 10.0.0.0/8,…|none] [--sftp-keys-only]
+                                                change only the flags given; see docs/POLICY.md
   sso set --org ORG --issuer URL --client-id ID --client-secret-stdin [--domains a.com,b.com]
           [--provision user|external|off] [--party PARTY] [--disabled]
                                                 single sign-on (OpenID Connect); see docs/SSO.md
@@ -59,11 +64,21 @@ func newAdminClient(data string) *adminClient {
 
 // call POSTs req as JSON to path and decodes the answer into resp.
 func (c *adminClient) call(ctx context.Context, path string, req, resp any) error {
-	body, err := json.Marshal(req)
-	if err != nil {
-		return err
+	return c.do(ctx, http.MethodPost, path, req, resp)
+}
+
+// do sends req as JSON (no body if req is nil) with method to path and
+// decodes the answer into resp.
+func (c *adminClient) do(ctx context.Context, method, path string, req, resp any) error {
+	var body io.Reader = http.NoBody
+	if req != nil {
+		b, err := json.Marshal(req)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
 	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://ferry"+path, bytes.NewReader(body))
+	hr, err := http.NewRequestWithContext(ctx, method, "http://ferry"+path, body)
 	if err != nil {
 		return err
 	}
@@ -310,6 +325,8 @@ func runAdmin(ctx context.Context, args []string, env Env) error {
 		}
 	case "sso set", "sso show":
 		return adminSSO(ctx, c, cmd, sub, rest[1:], env)
+	case "policy show", "policy set":
+		return adminPolicy(ctx, c, cmd, sub, rest[1:], env)
 	default:
 		io.WriteString(env.Stderr, adminUsage)
 		return usagef("ferry admin: unknown command %q", cmd)

@@ -97,7 +97,10 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	}
 	// One brute-force defence for every way in: SFTP logins and bearer
 	// tokens on the public and admin listeners.
-	limiter := auth.NewLimiter(auth.DefaultLimiterConfig, now)
+	// Every lock it sets is audited as "alert.lockout".
+	limCfg := auth.DefaultLimiterConfig
+	limCfg.OnLock = au.AlertLockout
+	limiter := auth.NewLimiter(limCfg, now)
 	sftpSrv, err := sftpd.New(sftpd.Config{HostKeys: hostKeys, LegacyAlgorithms: cfg.SFTPLegacy, Logger: logger}, tr, au, limiter)
 	if err != nil {
 		return err

@@ -381,16 +381,16 @@ func (h *public) createFolder(w http.ResponseWriter, r *http.Request) error {
 // each bad token against the address.
 func bearer(w http.ResponseWriter, r *http.Request, au *auth.Service, lim *auth.Limiter, tok string) (*ferry.Principal, error) {
 	const op = "httpd.bearer"
-	key := auth.AddrKey(remoteHost(r))
+	a := auth.Attempt{Remote: remoteHost(r), Protocol: "https"}
 	if lim != nil {
-		if ok, wait := lim.Allow(key); !ok {
+		if ok, wait := lim.Check(a); !ok {
 			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 			return nil, ferry.E(op, ferry.Quota, "too many failed authentications from your address; try again later")
 		}
 	}
-	p, err := au.Token(r.Context(), tok, remoteHost(r))
+	p, err := au.Token(r.Context(), tok, a.Remote)
 	if ferry.KindOf(err) == ferry.Unauthenticated && lim != nil {
-		lim.Fail(key)
+		lim.Failure(a)
 	}
 	return p, err
 }

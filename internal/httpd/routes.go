@@ -17,6 +17,14 @@ func (h *public) publicRoutes() []route {
 		{"GET /healthz", h.wrap(h.healthz)},
 		{"GET /api/v1/openapi.yaml", h.wrap(h.openapi)},
 		{"GET /api/v1/me", h.api(h.me)},
+		// Sign-in for API clients and the user's own tokens and sessions
+		// (api_auth.go).
+		{"POST /api/v1/auth/token", h.wrap(h.issueToken)},
+		{"GET /api/v1/tokens", h.api(h.listTokens)},
+		{"POST /api/v1/tokens", h.api(h.createOwnToken)},
+		{"DELETE /api/v1/tokens/{id}", h.api(h.deleteOwnToken)},
+		{"GET /api/v1/sessions", h.api(h.listSessions)},
+		{"DELETE /api/v1/sessions/{id}", h.api(h.deleteSession)},
 		{"PUT /api/v1/files/{path...}", h.api(h.putFile)},
 		{"GET /api/v1/files/{path...}", h.api(h.getFile)},
 		{"HEAD /api/v1/files/{path...}", h.api(h.headFile)},
@@ -63,6 +71,8 @@ func (h *adminPlane) adminRoutes() []route {
 		{"POST /admin/v1/tokens/revoke", h.api(h.revokeToken)},
 		{"POST /admin/v1/sshkeys", h.api(h.addSSHKey)},
 		{"POST /admin/v1/holds", h.api(h.hold)},
+		{"GET /admin/v1/policies", h.api(h.getPolicy)},
+		{"POST /admin/v1/policies", h.api(h.setPolicy)},
 		{"POST /admin/v1/sso", h.api(h.setSSO)},
 		{"POST /admin/v1/sso/show", h.api(h.showSSO)},
 	}

@@ -251,6 +251,7 @@ func (h *public) browserRoutes() []route {
 		{"POST /account/sessions/{id}/revoke", h.page(signedIn, h.revokeSession)},
 		{"POST /account/tokens", h.page(signedIn, h.createToken)},
 		{"POST /account/tokens/{id}/revoke", h.page(signedIn, h.revokeToken)},
+		{"POST /account/password", h.page(signedIn, h.changePassword)},
 		{"GET /static/{file}", http.HandlerFunc(h.static)},
 	}
 	// Second factors and passkeys (web_mfa.go), single sign-on (web_oidc.go).
@@ -309,18 +310,18 @@ func (h *public) login(w http.ResponseWriter, r *http.Request, wr *webReq) error
 	remote := remoteHost(r)
 	d := wr.data("Sign in")
 	d.Email = email
-	if lim := h.cfg.Limiter; lim != nil {
-		if ok, wait := lim.Allow(auth.AddrKey(remote)); !ok {
-			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-			d.Error = "Too many failed sign-ins from your address. Try again later."
-			return h.showStatus(w, http.StatusTooManyRequests, "login", d)
-		}
+	attempt := auth.Attempt{Account: email, Remote: remote, Protocol: "https"}
+	if err := limited(w, h.cfg.Limiter, attempt); err != nil {
+		d.Error = "Too many failed sign-ins. Try again later."
+		return h.showStatus(w, http.StatusTooManyRequests, "login", d)
 	}
 	secret, sess, err := h.auth.Login(r.Context(), email, password, auth.Client{Remote: remote, UserAgent: r.UserAgent()})
+	if err != nil || sess.Stage == ferry.SessionFull {
+		// After the password alone, the address becomes familiar to the
+		// account only once the second factor is given too.
+		counted(h.cfg.Limiter, attempt, err)
+	}
 	if err != nil {
-		if ferry.KindOf(err) == ferry.Unauthenticated && h.cfg.Limiter != nil {
-			h.cfg.Limiter.Fail(auth.AddrKey(remote))
-		}
 		if k := ferry.KindOf(err); k == ferry.Unauthenticated || k == ferry.Permission {
 			d.Error = ferry.Message(err)
 			return h.showStatus(w, statusOf(k), "login", d)
