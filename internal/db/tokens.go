@@ -7,8 +7,12 @@ import (
 	"ferry.dev/ferry/internal/ferry"
 )
 
-// CreateToken stores an API token (its hash only).
+// CreateToken stores an API token (its hash only). A zero scope is stored as
+// every scope.
 func (d *DB) CreateToken(ctx context.Context, t *ferry.Token) error {
+	if t.Scope == 0 {
+		t.Scope = ferry.ScopeAll
+	}
 	_, err := d.sql.ExecContext(ctx, `INSERT INTO tokens (id, user_id, hash, created, expires, revoked, last_used, scope, name) VALUES ($1, $2, $3, $4, $5, 0, 0, $6, $7)`,
 		t.ID, t.UserID, t.Hash, micro(t.Created), micro(t.Expires), t.Scope.String(), t.Name)
 	return dbErr("CreateToken", err)
