@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -38,6 +39,7 @@ type concResult struct {
 	failures  int
 	errs      []string // the first few errors
 	cpu       float64  // server CPU seconds
+	clientCPU float64  // this program's CPU seconds (the client)
 	peakRSS   int64    // peak sum of VmRSS of the server processes
 	peakAnon  int64    // the same without file-backed and shared pages (statm resident - shared)
 	idleRSS   int64    // server RSS before the concurrent rounds (Ferry; 0 for sshd, whose sessions come and go)
@@ -91,8 +93,8 @@ func runConcurrent(ctx context.Context, o *options, servers map[string]*server, 
 				if err != nil {
 					return fmt.Errorf("%s %s: %w", s.name, cipher, err)
 				}
-				logf("round %d %-28s %-20s %4d sessions: %7.1f MB/s aggregate in %5.1f s, %d failed, server cpu %6.2f s, peak rss %6.0f MB (anon %6.0f MB, %d processes), login median %4.0f ms max %5.0f ms",
-					round+1, cipher, s.name, o.sessions, r.mbps(), r.wall.Seconds(), r.failures, r.cpu,
+				logf("round %d %-28s %-20s %4d sessions: %7.1f MB/s aggregate in %5.1f s, %d failed, server cpu %6.2f s, client cpu %6.2f s, peak rss %6.0f MB (anon %6.0f MB, %d processes), login median %4.0f ms max %5.0f ms",
+					round+1, cipher, s.name, o.sessions, r.mbps(), r.wall.Seconds(), r.failures, r.cpu, r.clientCPU,
 					float64(r.peakRSS)/1e6, float64(r.peakAnon)/1e6, r.maxProcs, median(r.logins), slices.Max(append(r.logins, 0)))
 				for _, e := range r.errs {
 					logf("  error: %s", e)
@@ -300,11 +302,12 @@ func concurrentRound(ctx context.Context, s *server, signer ssh.Signer, cipher s
 		}()
 	}
 	time.Sleep(100 * time.Millisecond) // let the goroutines reach the gate
-	cpu0 := cpuTicks(s.pid, true)
+	cpu0, client0 := cpuTicks(s.pid, true), selfCPU()
 	start := time.Now()
 	close(gate)
 	wg.Wait()
 	r.wall = time.Since(start)
+	r.clientCPU = selfCPU() - client0
 	if s.session {
 		waitNoChildren(s.pid)
 	}
@@ -380,4 +383,11 @@ func serverMem(s *server) (rss, anon int64, n int) {
 		n++
 	}
 	return rss, anon, n
+}
+
+// selfCPU returns this process's user and system CPU seconds.
+func selfCPU() float64 {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
