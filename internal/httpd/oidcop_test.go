@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
@@ -108,7 +109,10 @@ func startOP(t *testing.T, users []opUser, clients map[string]string) *testOP {
 		cs[id] = storage.WebClient(id, "secret-"+id, redirect)
 	}
 	st := &opStorage{Storage: storage.NewStorageWithClients(us, cs), op: top}
-	srv := &http.Server{Handler: top.substitute(exampleop.SetupServer(top.Issuer, st, nil, false)), ReadHeaderTimeout: 10 * time.Second}
+	// SetupServer makes its logger the process's default slog logger; the
+	// OP's request log is noise here (Ferry's server has its own logger).
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	srv := &http.Server{Handler: top.substitute(exampleop.SetupServer(top.Issuer, st, quiet, false)), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
