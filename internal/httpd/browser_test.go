@@ -75,11 +75,12 @@ func localhostURL(s *ferrytest.Server) string {
 	return strings.Replace(s.PublicURL, "://127.0.0.1:", "://localhost:", 1)
 }
 
-// run runs the steps, each batch within a minute, and on failure reports
+// run runs the steps, each batch within two minutes (the machine may be
+// loaded), and on failure reports
 // where the browser was and what it showed.
 func run(t *testing.T, ctx context.Context, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
-	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	if err := chromedp.Do(sctx, steps...); err != nil {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"html/template"
 	"net/http"
-	"strconv"
 	"strings"
 
 	"ferry.dev/ferry/internal/auth"
@@ -79,21 +78,34 @@ func (h *public) client(r *http.Request) auth.Client {
 	return auth.Client{Remote: remoteHost(r), UserAgent: r.UserAgent()}
 }
 
-// limited answers 429 if the client's address is locked out.
-func (h *public) limited(w http.ResponseWriter, r *http.Request) bool {
-	if lim := h.cfg.Limiter; lim != nil {
-		if ok, wait := lim.Allow(auth.AddrKey(remoteHost(r))); !ok {
-			w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
-			return true
-		}
+// attempt describes a second-factor or passkey attempt for the shared
+// brute-force limiter: the account when the session names it, and the
+// address.
+func attempt(r *http.Request, wr *webReq) auth.Attempt {
+	a := auth.Attempt{Remote: remoteHost(r), Protocol: "https"}
+	if wr.p != nil {
+		a.Account = wr.p.Email
 	}
-	return false
+	return a
 }
 
-// failed counts an authentication failure toward the address's lockout.
-func (h *public) failed(r *http.Request, err error) {
-	if ferry.KindOf(err) == ferry.Unauthenticated && h.cfg.Limiter != nil {
-		h.cfg.Limiter.Fail(auth.AddrKey(remoteHost(r)))
+// locked answers whether the attempt is refused by a lock (and sets
+// Retry-After).
+func (h *public) locked(w http.ResponseWriter, r *http.Request, wr *webReq) bool {
+	return limited(w, h.cfg.Limiter, attempt(r, wr)) != nil
+}
+
+// outcome reports an attempt's result to the limiter: a refused code or
+// passkey is a failure; a completed sign-in makes the address familiar to
+// the account.
+func (h *public) outcome(r *http.Request, wr *webReq, err error) {
+	lim := h.cfg.Limiter
+	switch {
+	case lim == nil:
+	case err == nil:
+		lim.Success(attempt(r, wr))
+	case ferry.KindOf(err) == ferry.Unauthenticated:
+		lim.Failure(attempt(r, wr))
 	}
 }
 
@@ -129,19 +141,20 @@ func (h *public) mfaCode(w http.ResponseWriter, r *http.Request, wr *webReq) err
 	if err != nil {
 		return err
 	}
-	if h.limited(w, r) {
+	if h.locked(w, r, wr) {
 		m.Error = "Too many failed sign-ins from your address. Try again later."
 		return h.showMFA(w, r, wr, http.StatusTooManyRequests, m)
 	}
 	method, err := h.auth.VerifySecondFactor(ctx, wr.sess.UserID, r.PostForm.Get("code"), remoteHost(r), "https")
 	if err != nil {
-		h.failed(r, err)
+		h.outcome(r, wr, err)
 		if ferry.KindOf(err) != ferry.Unauthenticated {
 			return err
 		}
 		m.Error = ferry.Message(err)
 		return h.showMFA(w, r, wr, http.StatusUnauthorized, m)
 	}
+	h.outcome(r, wr, nil)
 	secret, sess, err := h.auth.CompleteMFA(ctx, wr.sess, method, h.client(r))
 	if err != nil {
 		return err
@@ -177,13 +190,13 @@ func (h *public) mfaEnrolConfirm(w http.ResponseWriter, r *http.Request, wr *web
 	if !m.MustEnrol {
 		return ferry.E("httpd.mfaEnrolConfirm", ferry.Permission, "you already have a second factor; use it to sign in")
 	}
-	if h.limited(w, r) {
+	if h.locked(w, r, wr) {
 		m.Error = "Too many failed sign-ins from your address. Try again later."
 		return h.showMFA(w, r, wr, http.StatusTooManyRequests, m)
 	}
 	codes, err := h.auth.ConfirmTOTP(ctx, wr.p, r.PostForm.Get("code"))
 	if err != nil {
-		h.failed(r, err)
+		h.outcome(r, wr, err)
 		if ferry.KindOf(err) != ferry.Unauthenticated {
 			return err
 		}
@@ -195,6 +208,7 @@ func (h *public) mfaEnrolConfirm(w http.ResponseWriter, r *http.Request, wr *web
 		m.Error = ferry.Message(err)
 		return h.showMFA(w, r, wr, http.StatusUnauthorized, m)
 	}
+	h.outcome(r, wr, nil)
 	secret, sess, err := h.auth.CompleteMFA(ctx, wr.sess, "totp", h.client(r))
 	if err != nil {
 		return err
@@ -273,14 +287,15 @@ func (h *public) mfaPasskeyFinish(w http.ResponseWriter, r *http.Request, wr *we
 	if err != nil {
 		return jsonError(w, err)
 	}
-	if h.limited(w, r) {
+	if h.locked(w, r, wr) {
 		return jsonReply(w, http.StatusTooManyRequests, map[string]string{"error": "Too many failed sign-ins from your address. Try again later."})
 	}
 	secret, sess, err := h.auth.FinishPasskeyMFA(r.Context(), wr.sess, rp, id, []byte(r.PostForm.Get("credential")), h.client(r))
 	if err != nil {
-		h.failed(r, err)
+		h.outcome(r, wr, err)
 		return jsonError(w, err)
 	}
+	h.outcome(r, wr, nil)
 	setSessionCookie(w, secret, sess)
 	return jsonReply(w, http.StatusOK, map[string]string{"redirect": "/"})
 }
@@ -300,12 +315,12 @@ func (h *public) passkeyLoginFinish(w http.ResponseWriter, r *http.Request, wr *
 	if err != nil {
 		return jsonError(w, err)
 	}
-	if h.limited(w, r) {
+	if h.locked(w, r, wr) {
 		return jsonReply(w, http.StatusTooManyRequests, map[string]string{"error": "Too many failed sign-ins from your address. Try again later."})
 	}
 	secret, sess, err := h.auth.FinishPasskeyLogin(r.Context(), rp, id, []byte(r.PostForm.Get("credential")), h.client(r))
 	if err != nil {
-		h.failed(r, err)
+		h.outcome(r, wr, err)
 		return jsonError(w, err)
 	}
 	if wr.sess != nil { // signing in again: the old session ends
@@ -339,12 +354,12 @@ func (h *public) totpBegin(w http.ResponseWriter, r *http.Request, wr *webReq) e
 
 func (h *public) totpConfirm(w http.ResponseWriter, r *http.Request, wr *webReq) error {
 	ctx := r.Context()
-	if h.limited(w, r) {
+	if h.locked(w, r, wr) {
 		return ferry.E("httpd.totpConfirm", ferry.Unauthenticated, "too many failed attempts from your address; try again later")
 	}
 	codes, err := h.auth.ConfirmTOTP(ctx, wr.p, r.PostForm.Get("code"))
 	if ferry.KindOf(err) == ferry.Unauthenticated {
-		h.failed(r, err)
+		h.outcome(r, wr, err)
 		e, perr := h.auth.PendingTOTP(ctx, wr.p)
 		if perr != nil {
 			return perr
@@ -357,12 +372,12 @@ func (h *public) totpConfirm(w http.ResponseWriter, r *http.Request, wr *webReq)
 }
 
 func (h *public) totpRemove(w http.ResponseWriter, r *http.Request, wr *webReq) error {
-	if h.limited(w, r) {
+	if h.locked(w, r, wr) {
 		return ferry.E("httpd.totpRemove", ferry.Unauthenticated, "too many failed attempts from your address; try again later")
 	}
 	err := h.auth.RemoveTOTP(r.Context(), wr.p, r.PostForm.Get("code"), r.PostForm.Get("password"))
 	if ferry.KindOf(err) == ferry.Unauthenticated || ferry.KindOf(err) == ferry.Invalid {
-		h.failed(r, err)
+		h.outcome(r, wr, err)
 		return h.showAccountWith(w, r, wr, &accountState{err: ferry.Message(err)})
 	} else if err != nil {
 		return err
