@@ -22,6 +22,9 @@ const (
 	// does not fit waits up to windowWait for earlier data to drain it.
 	windowBytes = 8 << 20
 	windowWait  = 30 * time.Second
+	// startWait replaces windowWait while nothing has arrived at the
+	// upload's start offset.
+	startWait = time.Second
 	// maxAhead bounds how far past the next expected byte a write may start.
 	maxAhead = 64 << 20
 )
@@ -59,9 +62,11 @@ type upload struct {
 	// (an open with truncate, or of a file that did not exist).
 	keepEmpty bool
 	errf      func(error) error
-	// window and wait are windowBytes and windowWait (tests shrink them).
-	window int
-	wait   time.Duration
+	// window, wait and startWait are windowBytes, windowWait and startWait
+	// (tests shrink them).
+	window    int
+	wait      time.Duration
+	startWait time.Duration
 
 	mu      sync.Mutex
 	cond    sync.Cond
@@ -82,7 +87,7 @@ type upload struct {
 // bytes already. errf maps errors to SFTP statuses.
 func newUpload(ctx context.Context, store uploadStore, path, id string, start int64, errf func(error) error) *upload {
 	u := &upload{ctx: ctx, store: store, path: path, id: id, start: start, next: start, errf: errf,
-		pending: map[int64][]byte{}, window: windowBytes, wait: windowWait}
+		pending: map[int64][]byte{}, window: windowBytes, wait: windowWait, startWait: startWait}
 	u.cond.L = &u.mu
 	return u
 }
@@ -203,13 +208,16 @@ func (u *upload) hold(p []byte, off int64) (int, error) {
 		return 0, u.fail(errNotSequential)
 	}
 	if u.held+len(p) > u.window {
-		if !u.fed() && !u.writing {
+		wait := u.wait
+		if !u.fed() {
 			// The window is full and nothing has arrived where the
-			// upload starts: the client began past it (a resume with
-			// nothing to resume). Pipelining never reorders this much.
-			return 0, u.fail(u.aheadErr(min(off, u.lowestPending())))
+			// upload starts: most likely the client began past it (a
+			// resume with nothing to resume), so give up soon. The
+			// filter's bound on requests in flight keeps pipelining from
+			// reordering this much.
+			wait = min(wait, u.startWait)
 		}
-		if err := u.waitRoom(len(p), off); err != nil {
+		if err := u.waitRoom(len(p), off, wait); err != nil {
 			return 0, err
 		}
 	}
@@ -225,11 +233,11 @@ func (u *upload) hold(p []byte, off int64) (int, error) {
 }
 
 // waitRoom waits until n more bytes fit in the window, the write at off has
-// become the next one and nobody feeds the pipe, or u.wait has passed.
+// become the next one and nobody feeds the pipe, or wait has passed.
 // u.mu is held.
-func (u *upload) waitRoom(n int, off int64) error {
-	deadline := time.Now().Add(u.wait)
-	t := time.AfterFunc(u.wait, func() {
+func (u *upload) waitRoom(n int, off int64, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	t := time.AfterFunc(wait, func() {
 		u.mu.Lock()
 		u.cond.Broadcast()
 		u.mu.Unlock()
@@ -244,6 +252,9 @@ func (u *upload) waitRoom(n int, off int64) error {
 		case off == u.next && !u.writing:
 			return nil
 		case !time.Now().Before(deadline):
+			if !u.fed() {
+				off = min(off, u.lowestPending())
+			}
 			return u.fail(u.aheadErr(off))
 		}
 		u.cond.Wait()

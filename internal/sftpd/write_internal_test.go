@@ -172,13 +172,14 @@ func TestUploadWindowFullFails(t *testing.T) {
 }
 
 // TestUploadNothingToResume: a session whose writes start past the upload's
-// offset fails as soon as the window is full, or at close, with a message
-// saying so, not after windowWait; the empty upload it created is discarded.
+// offset fails soon after the window is full (startWait, not windowWait), or
+// at close, with a message saying so; the empty upload it created is
+// discarded.
 func TestUploadNothingToResume(t *testing.T) {
 	t.Run("window full", func(t *testing.T) {
 		fs := &fakeStore{}
 		u := newTestUpload(fs)
-		u.window = 100
+		u.window, u.startWait = 100, 50*time.Millisecond
 		u.WriteAt(make([]byte, 60), 1000)
 		start := time.Now()
 		_, err := u.WriteAt(make([]byte, 60), 1060)
