@@ -292,3 +292,21 @@ func ParseCIDRs(v string) ([]netip.Prefix, error) {
 	}
 	return out, nil
 }
+
+// SecondFactorDue reports whether a user must give a second factor after
+// their password or key on a protocol that can only ask for a code (SFTP):
+// their organisation requires one, or they have one enrolled (a TOTP
+// authenticator, or a passkey — which SFTP cannot use, so such a user
+// needs a TOTP authenticator for SFTP).
+func (s *Service) SecondFactorDue(ctx context.Context, userID string) (bool, error) {
+	u, err := s.db.UserByID(ctx, userID)
+	if err != nil {
+		return false, err
+	}
+	pol, err := s.db.Policy(ctx, u.OrgID)
+	if err != nil || pol.MFARequired {
+		return pol != nil && pol.MFARequired, err
+	}
+	totp, passkeys, err := s.db.SecondFactors(ctx, userID)
+	return totp || passkeys > 0, err
+}

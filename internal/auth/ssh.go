@@ -50,6 +50,13 @@ func (s *Service) SSHPassword(ctx context.Context, email, pw, remote string) (*f
 	case u.Disabled:
 		return nil, s.sshDeny(ctx, u, email, remote, "password", "user disabled")
 	}
+	pol, err := s.db.Policy(ctx, u.OrgID)
+	if err != nil {
+		return nil, err
+	}
+	if pol.SFTPKeysOnly {
+		return nil, s.sshDeny(ctx, u, email, remote, "password", "organisation allows SFTP with public keys only")
+	}
 	p := sshPrincipal(u, remote)
 	if err := s.SSHAccepted(ctx, p, "password", ""); err != nil {
 		return nil, err

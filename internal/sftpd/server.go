@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -460,8 +461,7 @@ func (a *authState) password(meta ssh.ConnMetadata, pw []byte) (*ssh.Permissions
 		}
 		return nil, errDenied
 	}
-	a.principal = p
-	return &ssh.Permissions{}, nil
+	return a.secondStep(p, &ssh.Permissions{})
 }
 
 func (a *authState) publicKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
@@ -492,6 +492,44 @@ func (a *authState) verified(meta ssh.ConnMetadata, key ssh.PublicKey, perms *ss
 		a.s.logger.Error("audit ssh login", "err", err)
 		return nil, errDenied
 	}
-	a.principal = p
-	return perms, nil
+	return a.secondStep(p, perms)
+}
+
+// secondStep completes a login whose password or key p has passed: at
+// once, or — when p's organisation requires a second factor or p has one —
+// with a partial success that asks for a TOTP (or recovery) code by
+// keyboard-interactive authentication. A wrong code counts as a failed
+// login with the limiter; VerifyTOTP audits every attempt.
+func (a *authState) secondStep(p *ferry.Principal, perms *ssh.Permissions) (*ssh.Permissions, error) {
+	due, err := a.s.au.SecondFactorDue(a.ctx, p.UserID)
+	if err != nil {
+		a.s.logger.Error("sftp second factor", "err", err)
+		return nil, errDenied
+	}
+	if !due {
+		a.principal = p
+		return perms, nil
+	}
+	return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{
+		KeyboardInteractiveCallback: func(meta ssh.ConnMetadata, client ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+			if !a.allowed() {
+				return nil, errDenied
+			}
+			answers, err := client("", "A second factor is required.", []string{"Authenticator code: "}, []bool{false})
+			if err != nil || len(answers) != 1 || len(answers[0]) > 64 {
+				return nil, errDenied
+			}
+			if err := a.s.au.VerifyTOTP(a.ctx, p.UserID, strings.TrimSpace(answers[0]), a.c.remote); err != nil {
+				if ferry.KindOf(err) == ferry.Unauthenticated {
+					a.pwFails++
+					a.fail()
+				} else {
+					a.s.logger.Error("sftp second factor", "err", err)
+				}
+				return nil, errDenied
+			}
+			a.principal = p
+			return perms, nil
+		},
+	}}
 }
