@@ -198,6 +198,12 @@ func (s *Service) WriteUpload(ctx context.Context, p *ferry.Principal, id string
 	}
 	ev := s.event(p, "upload.write", u.Path)
 	ev.Object, ev.Offset = u.ID, offset
+	// A grant withdrawn since the upload began stops it here, before any
+	// byte is read (and again at completion).
+	parentPath, _ := ferry.ParentPath(u.Path)
+	if err := s.check(ctx, op, p, ev, parentPath, ferry.PermWrite); err != nil {
+		return u, 0, err
+	}
 	// From here on, stored bytes must be recorded even if the caller gives
 	// up (the client went away): the record is what makes them resumable.
 	wctx := context.WithoutCancel(ctx)

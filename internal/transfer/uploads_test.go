@@ -215,10 +215,18 @@ func TestUploadRules(t *testing.T) {
 		if _, _, err := e.tr.WriteUpload(ctx, alice, u.ID, 0, strings.NewReader("0123456789"), nil); err != nil {
 			t.Fatal(err)
 		}
-		// Alice loses write permission before completing: refused.
+		// Alice loses write permission before completing: refused, and so
+		// is any further byte of another upload.
+		v, err := e.tr.CreateUpload(ctx, alice, "/in/v", 10, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
 		e.grant(t, "/in", alice, ferry.PermList|ferry.PermRead)
 		if _, err := e.tr.CompleteUpload(ctx, alice, u.ID); ferry.KindOf(err) != ferry.Permission {
 			t.Fatalf("completion without write permission: %v", err)
+		}
+		if _, n, err := e.tr.WriteUpload(ctx, alice, v.ID, 0, strings.NewReader("x"), nil); ferry.KindOf(err) != ferry.Permission || n != 0 {
+			t.Fatalf("write without write permission: %d %v", n, err)
 		}
 		e.grant(t, "/in", alice, ferry.PermWrite|ferry.PermList|ferry.PermRead)
 		if _, err := e.tr.CompleteUpload(ctx, alice, u.ID); err != nil {
