@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -182,6 +183,49 @@ func isLoopbackHost(h string) bool {
 // ssoContext gives go-oidc and oauth2 an HTTP client with a timeout.
 func ssoContext(ctx context.Context) context.Context {
 	return oidc.ClientContext(ctx, &http.Client{Timeout: ssoHTTPTimeout})
+}
+
+// ssoProviderTTL is how long a provider's discovery document (and with it
+// its key set, which go-oidc refreshes itself when it meets an unknown key)
+// is reused before being fetched again.
+const ssoProviderTTL = 10 * time.Minute
+
+// ssoCache keeps discovered providers, so that an unauthenticated sign-in
+// start does not make Ferry fetch the provider's discovery document (and
+// keys) every time: one fetch per issuer per ssoProviderTTL.
+type ssoCache struct {
+	mu sync.Mutex
+	m  map[string]ssoCached
+}
+
+type ssoCached struct {
+	p  *oidc.Provider
+	at time.Time
+}
+
+// provider returns the discovered provider of issuer, fetching it if it is
+// not cached or is older than ssoProviderTTL.
+func (s *Service) provider(ctx context.Context, issuer string) (*oidc.Provider, error) {
+	now := s.now()
+	s.sso.mu.Lock()
+	c, ok := s.sso.m[issuer]
+	s.sso.mu.Unlock()
+	if ok && now.Sub(c.at) < ssoProviderTTL && now.Sub(c.at) >= 0 {
+		return c.p, nil
+	}
+	// The provider keeps its context for later key fetches: it must not be
+	// the request's, which ends with the request.
+	p, err := oidc.NewProvider(ssoContext(context.WithoutCancel(ctx)), issuer)
+	if err != nil {
+		return nil, err
+	}
+	s.sso.mu.Lock()
+	if s.sso.m == nil || len(s.sso.m) > 1000 {
+		s.sso.m = map[string]ssoCached{}
+	}
+	s.sso.m[issuer] = ssoCached{p: p, at: now}
+	s.sso.mu.Unlock()
+	return p, nil
 }
 
 // SetSSO stores an organisation's single-sign-on configuration (replacing
@@ -358,7 +402,7 @@ func (s *Service) BeginSSO(ctx context.Context, o *ferry.Org, callback, next, lo
 	if err != nil {
 		return "", "", err
 	}
-	p, err := oidc.NewProvider(ssoContext(ctx), c.Issuer)
+	p, err := s.provider(ctx, c.Issuer)
 	if err != nil {
 		s.logger.Warn("single sign-on: provider discovery failed", "org", o.Name, "issuer", c.Issuer, "err", err)
 		return "", "", ferry.E(op, ferry.Unavailable, "your organisation's identity provider cannot be reached; try again later")
@@ -443,7 +487,7 @@ func (s *Service) FinishSSO(ctx context.Context, cb SSOCallback, browser, callba
 		return "", nil, "", err
 	}
 	hctx := ssoContext(ctx)
-	p, err := oidc.NewProvider(hctx, cfg.Issuer)
+	p, err := s.provider(ctx, cfg.Issuer)
 	if err != nil {
 		s.logger.Warn("single sign-on: provider discovery failed", "issuer", cfg.Issuer, "err", err)
 		return "", nil, "", ferry.E("auth.FinishSSO", ferry.Unavailable, "your organisation's identity provider cannot be reached; try again later")

@@ -34,6 +34,7 @@ type Service struct {
 	seen map[string]string // token id → last remote address audited
 
 	mfa mfaConfig // second factors: see mfa.go
+	sso ssoCache  // identity providers: see oidc.go
 }
 
 // New returns an authentication service.
