@@ -416,26 +416,56 @@ type authState struct {
 	principal *ferry.Principal            // set on success
 	keyFails  int
 	pwFails   int
+	user      string // the user name of the latest attempt
 }
 
 var errDenied = errors.New("denied")
 
-// allowed consults the brute-force limiter before any credential is checked.
-func (a *authState) allowed() bool {
-	ok, _ := a.s.lim.Allow(a.c.key)
+// attempt names a login attempt for the limiter: the account (the SSH user
+// name, an email) from this connection's address.
+func (a *authState) attempt() auth.Attempt {
+	return auth.Attempt{Account: a.user, Remote: a.c.remote, Protocol: "sftp"}
+}
+
+// allowed consults the brute-force limiter (the same buckets as the web and
+// API logins: per address, per account and address, per account from
+// unfamiliar addresses) before any credential of user is checked.
+//
+// An attempt refused by a lock still counts against the address: a client
+// that keeps guessing after its account+address lock soon locks its
+// address out, at the connection, before any authentication.
+func (a *authState) allowed(user string) bool {
+	a.user = user
+	ok, _ := a.s.lim.Check(a.attempt())
+	if !ok {
+		if locked, d := a.s.lim.Fail(a.c.key); locked {
+			a.lockedOut(d)
+		}
+	}
 	return ok
 }
 
-// fail records a failed login with the limiter and audits a lockout.
-func (a *authState) fail() {
-	locked, d := a.s.lim.Fail(a.c.key)
-	if !locked {
-		return
-	}
+func (a *authState) lockedOut(d time.Duration) {
 	a.s.logger.Warn("sftp: address locked out after repeated failed logins", "addr", a.c.key, "for", d)
 	if err := a.s.au.SSHLockout(a.ctx, a.c.key, a.c.remote, d); err != nil {
 		a.s.logger.Error("audit lockout", "err", err)
 	}
+}
+
+// fail records a failed login with the limiter and audits an address
+// lockout (every lock is also an alert.lockout through the limiter).
+func (a *authState) fail() {
+	for _, lk := range a.s.lim.Failure(a.attempt()) {
+		if lk.Scope == auth.LockAddress {
+			a.lockedOut(lk.For)
+		}
+	}
+}
+
+// succeeded tells the limiter the account signed in from this address.
+func (a *authState) succeeded(p *ferry.Principal) {
+	a.principal = p
+	a.s.lim.Success(a.attempt())
 }
 
 // ended is called when the connection ends without a login: one that only
@@ -448,7 +478,7 @@ func (a *authState) ended() {
 }
 
 func (a *authState) password(meta ssh.ConnMetadata, pw []byte) (*ssh.Permissions, error) {
-	if !a.allowed() {
+	if !a.allowed(meta.User()) {
 		return nil, errDenied
 	}
 	p, err := a.s.au.SSHPassword(a.ctx, meta.User(), string(pw), a.c.remote)
@@ -465,7 +495,7 @@ func (a *authState) password(meta ssh.ConnMetadata, pw []byte) (*ssh.Permissions
 }
 
 func (a *authState) publicKey(meta ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
-	if !a.allowed() {
+	if !a.allowed(meta.User()) {
 		return nil, errDenied
 	}
 	p, err := a.s.au.SSHPublicKey(a.ctx, meta.User(), key, a.c.remote)
@@ -507,12 +537,12 @@ func (a *authState) secondStep(p *ferry.Principal, perms *ssh.Permissions) (*ssh
 		return nil, errDenied
 	}
 	if !due {
-		a.principal = p
+		a.succeeded(p)
 		return perms, nil
 	}
 	return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{
 		KeyboardInteractiveCallback: func(meta ssh.ConnMetadata, client ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
-			if !a.allowed() {
+			if !a.allowed(meta.User()) {
 				return nil, errDenied
 			}
 			answers, err := client("", "A second factor is required.", []string{"Authenticator code: "}, []bool{false})
@@ -528,7 +558,7 @@ func (a *authState) secondStep(p *ferry.Principal, perms *ssh.Permissions) (*ssh
 				}
 				return nil, errDenied
 			}
-			a.principal = p
+			a.succeeded(p)
 			return perms, nil
 		},
 	}}
