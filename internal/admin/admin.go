@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/mail"
@@ -286,6 +287,33 @@ func (s *Service) user(ctx context.Context, op string, p *ferry.Principal, email
 		return nil, ferry.Errorf(op, ferry.NotExist, "no user with email %q", email)
 	}
 	return nil, ferry.E(op, ferry.Permission, "not an administrator")
+}
+
+// SetRole changes a user's role. The user's sessions end (they sign in again
+// under the new role: a session never carries a privilege it was not
+// created with), and a raise to administrator is also an "alert.admin"
+// event.
+func (s *Service) SetRole(ctx context.Context, p *ferry.Principal, email string, role ferry.Role) error {
+	const op = "admin.SetRole"
+	ev := s.event(p, "user.role")
+	ev.Detail = "email " + email
+	u, err := s.user(ctx, op, p, email)
+	if err == nil {
+		ev.Object, ev.OrgID = u.ID, u.OrgID
+		ev.Detail += ": " + string(u.Role) + " → " + string(role)
+		if err = s.db.SetUserRole(ctx, u.ID, role); err == nil {
+			var n int64
+			n, err = s.db.RevokeUserSessions(ctx, u.ID)
+			ev.Detail += fmt.Sprintf("; %d sessions ended", n)
+		}
+	}
+	if err := s.done(ctx, ev, err); err != nil {
+		return err
+	}
+	if role == ferry.RoleAdmin && u.Role != ferry.RoleAdmin {
+		return s.alertAdmin(ctx, ev, "user raised to administrator: "+u.Email)
+	}
+	return nil
 }
 
 // DisableUser disables a user; their tokens stop working at once.

@@ -24,6 +24,7 @@ const adminUsage = `usage: ferry admin --data DIR COMMAND …
   party create --org ORG NAME --contact EMAIL [--contact EMAIL…]
   user create --org ORG --email EMAIL [--role admin|user|external] [--party PARTY] [--password-stdin]
   user disable EMAIL
+  user role EMAIL --role admin|user|external
   folder create --org ORG /PATH [--party PARTY]
   grant --org ORG --user EMAIL /PATH PERMS      PERMS: list,read,write,delete,share,manage (or none)
   token create --user EMAIL [--expires 720h]    prints only the token
@@ -215,6 +216,19 @@ func runAdmin(ctx context.Context, args []string, env Env) error {
 			return err
 		}
 		fmt.Fprintf(out, "disabled user %s\n", pos[0])
+	case "user role":
+		role := sub.String("role", "", "the new role: admin, user or external")
+		pos, err := parseInterspersed(sub, rest[1:])
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 || *role == "" {
+			return usagef("usage: ferry admin user role EMAIL --role admin|user|external")
+		}
+		if err := c.call(ctx, "/admin/v1/users/role", map[string]any{"email": pos[0], "role": *role}, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "user %s is now %s; their sessions have ended\n", pos[0], *role)
 	case "folder create":
 		org := sub.String("org", "", "organisation")
 		party := sub.String("party", "", "party whose data the folder holds")

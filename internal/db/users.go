@@ -79,3 +79,9 @@ func affectedOne(op string, res sql.Result, err error) error {
 	}
 	return nil
 }
+
+// SetUserRole changes a user's role.
+func (d *DB) SetUserRole(ctx context.Context, id string, role ferry.Role) error {
+	res, err := d.sql.ExecContext(ctx, `UPDATE users SET role = $1 WHERE id = $2`, string(role), id)
+	return affectedOne("SetUserRole", res, err)
+}

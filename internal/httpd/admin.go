@@ -149,6 +149,25 @@ func (h *adminPlane) createUser(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+func (h *adminPlane) setRole(w http.ResponseWriter, r *http.Request) error {
+	var req struct {
+		Email string `json:"email"`
+		Role  string `json:"role"`
+	}
+	if err := decodeJSON(w, r, jsonLimit, &req); err != nil {
+		return err
+	}
+	role, err := ferry.ParseRole(req.Role)
+	if err != nil {
+		return err
+	}
+	if err := h.admin.SetRole(r.Context(), principalFrom(r.Context()), req.Email, role); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, okJSON{OK: true})
+	return nil
+}
+
 func (h *adminPlane) disableUser(w http.ResponseWriter, r *http.Request) error {
 	var req struct {
 		Email string `json:"email"`

@@ -65,6 +65,7 @@ func (h *adminPlane) adminRoutes() []route {
 		{"POST /admin/v1/parties", h.api(h.createParty)},
 		{"POST /admin/v1/users", h.api(h.createUser)},
 		{"POST /admin/v1/users/disable", h.api(h.disableUser)},
+		{"POST /admin/v1/users/role", h.api(h.setRole)},
 		{"POST /admin/v1/folders", h.api(h.createFolder)},
 		{"POST /admin/v1/grants", h.api(h.grant)},
 		{"POST /admin/v1/tokens", h.api(h.createToken)},

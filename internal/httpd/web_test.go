@@ -178,3 +178,36 @@ func TestWebLogin(t *testing.T) {
 		t.Fatalf("replayed cookie after logout: %d", res.StatusCode)
 	}
 }
+
+// TestRoleChangeEndsSessions: raising a user to administrator ends their
+// sessions (no session carries a privilege it was not created with) and
+// raises an alert.
+func TestRoleChangeEndsSessions(t *testing.T) {
+	s := ferrytest.Start(t)
+	withPassword(t, s, "acme", "carol@acme.test", "user", "correct horse battery")
+	b := newBrowser(t, s)
+	res, _ := b.post("/login", url.Values{"email": {"carol@acme.test"}, "password": {"correct horse battery"}})
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("login: %d", res.StatusCode)
+	}
+	if res, _ := b.get("/account"); res.StatusCode != 200 {
+		t.Fatalf("account before the role change: %d", res.StatusCode)
+	}
+	if out := s.Admin("user", "role", "carol@acme.test", "--role", "admin"); !strings.Contains(out, "now admin") {
+		t.Fatalf("role change: %q", out)
+	}
+	if res, _ := b.get("/account"); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the old session survived the role change: %d", res.StatusCode)
+	}
+	out, _, err := s.Run("", "audit", "log", "--action", "alert.*")
+	if err != nil || !strings.Contains(out, "user raised to administrator: carol@acme.test") {
+		t.Fatalf("no alert: %v\n%s", err, out)
+	}
+	out, _, _ = s.Run("", "audit", "log", "--action", "user.role")
+	if !strings.Contains(out, "user → admin") {
+		t.Fatalf("role change not audited with old and new role:\n%s", out)
+	}
+	if _, _, err := s.Run("", "admin", "user", "role", "carol@acme.test", "--role", "king"); err == nil {
+		t.Fatal("an unknown role was accepted")
+	}
+}
