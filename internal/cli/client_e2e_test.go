@@ -285,3 +285,35 @@ func TestClientErrors(t *testing.T) {
 		t.Error("a failed get left a partial file behind")
 	}
 }
+
+// TestClientPasswordLogin: ferry login --email signs in with a password
+// through the token endpoint, then with a TOTP code once the account has a
+// second factor; a wrong password stores nothing.
+func TestClientPasswordLogin(t *testing.T) {
+	c := newClientEnv(t)
+	c.vars = map[string]string{"XDG_CONFIG_HOME": c.home}
+	if _, errOut, err := c.s.Run("correct horse battery\n", "admin", "user", "create", "--org", "acme", "--email", "dave@acme.test", "--password-stdin"); err != nil {
+		t.Fatalf("user create: %v %s", err, errOut)
+	}
+	c.s.Admin("grant", "--org", "acme", "--user", "dave@acme.test", "/finance", "list,read")
+	if _, _, err := c.run("wrong password\n", "login", "--server", c.s.PublicURL, "--ca", c.s.CA(), "--email", "dave@acme.test"); err == nil ||
+		!strings.Contains(err.Error(), "wrong email or password") {
+		t.Fatalf("login with a wrong password: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(c.home, "ferry", "credentials.json")); !os.IsNotExist(err) {
+		t.Fatal("a failed login stored credentials")
+	}
+	out, errOut, err := c.run("correct horse battery\n", "login", "--server", c.s.PublicURL, "--ca", c.s.CA(), "--email", "dave@acme.test")
+	if err != nil || !strings.Contains(out, "as dave@acme.test (acme)") {
+		t.Fatalf("password login: %v\n%s%s", err, out, errOut)
+	}
+	if got := c.ok(t, "ls", "/"); got != "finance/\n" {
+		t.Errorf("ls / after a password login = %q", got)
+	}
+	// The organisation now requires a second factor and dave has none: the
+	// token endpoint asks for a code, and no code works.
+	c.s.Admin("policy", "set", "--org", "acme", "--mfa-required")
+	if _, _, err := c.run("correct horse battery\n123456\n", "login", "--server", c.s.PublicURL, "--ca", c.s.CA(), "--email", "dave@acme.test"); err == nil {
+		t.Fatal("login without an enrolled second factor succeeded under an MFA policy")
+	}
+}
