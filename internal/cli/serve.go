@@ -101,7 +101,9 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	limCfg := auth.DefaultLimiterConfig
 	limCfg.OnLock = au.AlertLockout
 	limiter := auth.NewLimiter(limCfg, now)
-	sftpSrv, err := sftpd.New(sftpd.Config{HostKeys: hostKeys, LegacyAlgorithms: cfg.SFTPLegacy, Logger: logger}, tr, au, limiter)
+	sftpSrv, err := sftpd.New(sftpd.Config{HostKeys: hostKeys, LegacyAlgorithms: cfg.SFTPLegacy, Logger: logger,
+		MaxConnsPerIP: cfg.SFTPConnsPerIP, MaxSessions: cfg.SFTPSessions, MaxAuthTries: cfg.SFTPAuthTries,
+		IdleTimeout: cfg.SFTPIdle, LoginGraceTime: cfg.SFTPLoginGrace}, tr, au, limiter)
 	if err != nil {
 		return err
 	}

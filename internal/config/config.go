@@ -22,6 +22,11 @@ type Config struct {
 	PublicAddr      string        // public HTTPS listener
 	SFTPAddr        string        // SFTP listener
 	SFTPLegacy      bool          // offer legacy SSH algorithms (sftp-legacy-algorithms)
+	SFTPConnsPerIP  int           // concurrent SFTP connections per address
+	SFTPSessions    int           // concurrent SFTP sessions per connection
+	SFTPAuthTries   int           // failed authentications per SFTP connection
+	SFTPIdle        time.Duration // SFTP connection idle timeout
+	SFTPLoginGrace  time.Duration // time from connecting to logging in
 	AdminAddr       string        // admin HTTPS listener (loopback by default)
 	DB              string        // database DSN; empty: SQLite at Data/ferry.db
 	TLSCert         string        // PEM certificate; empty: Data/tls/cert.pem, generated
@@ -50,6 +55,26 @@ var options = []option{
 	{"data", "FERRY_DATA", "./ferry-data", "data directory", str(func(c *Config) *string { return &c.Data })},
 	{"public-addr", "FERRY_PUBLIC_ADDR", "127.0.0.1:8443", "public HTTPS listen address", str(func(c *Config) *string { return &c.PublicAddr })},
 	{"sftp-addr", "FERRY_SFTP_ADDR", "127.0.0.1:2222", "SFTP listen address", str(func(c *Config) *string { return &c.SFTPAddr })},
+	{"sftp-max-conns-per-ip", "FERRY_SFTP_MAX_CONNS_PER_IP", "256", "concurrent SFTP connections from one address (an IPv6 /64 counts as one)", func(c *Config, v string) (err error) {
+		c.SFTPConnsPerIP, err = strconv.Atoi(v)
+		return err
+	}},
+	{"sftp-max-sessions", "FERRY_SFTP_MAX_SESSIONS", "10", "concurrent SFTP sessions (channels) per connection", func(c *Config, v string) (err error) {
+		c.SFTPSessions, err = strconv.Atoi(v)
+		return err
+	}},
+	{"sftp-max-auth-tries", "FERRY_SFTP_MAX_AUTH_TRIES", "6", "failed authentication attempts per SFTP connection", func(c *Config, v string) (err error) {
+		c.SFTPAuthTries, err = strconv.Atoi(v)
+		return err
+	}},
+	{"sftp-idle-timeout", "FERRY_SFTP_IDLE_TIMEOUT", "15m", "close an SFTP connection idle this long", func(c *Config, v string) (err error) {
+		c.SFTPIdle, err = time.ParseDuration(v)
+		return err
+	}},
+	{"sftp-login-grace", "FERRY_SFTP_LOGIN_GRACE", "60s", "time an SFTP client has from connecting to logging in", func(c *Config, v string) (err error) {
+		c.SFTPLoginGrace, err = time.ParseDuration(v)
+		return err
+	}},
 	{"sftp-legacy-algorithms", "FERRY_SFTP_LEGACY_ALGORITHMS", "false", "also offer legacy SSH algorithms for old partner systems: AES-CTR with HMAC-SHA2 (libssh2 before 1.11), finite-field DH, HMAC-SHA1, ssh-rsa; logged at start", func(c *Config, v string) (err error) {
 		c.SFTPLegacy, err = strconv.ParseBool(v)
 		return err
@@ -182,6 +207,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxUpload <= 0 {
 		return fmt.Errorf("max-upload must be positive")
+	}
+	if c.SFTPConnsPerIP <= 0 || c.SFTPSessions <= 0 || c.SFTPAuthTries <= 0 || c.SFTPIdle <= 0 || c.SFTPLoginGrace <= 0 {
+		return fmt.Errorf("the sftp limits and timeouts must be positive")
 	}
 	if c.SweepInterval <= 0 || c.ShutdownTimeout < 0 || c.UploadIdle <= 0 || c.UploadTTL <= 0 {
 		return fmt.Errorf("sweep-interval, upload-idle-timeout and upload-ttl must be positive, shutdown-timeout not negative")

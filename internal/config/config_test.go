@@ -31,6 +31,13 @@ func TestPrecedence(t *testing.T) {
 	if c.DSN() != "/from/file/ferry.db" {
 		t.Fatalf("DSN = %q", c.DSN())
 	}
+	if c.SFTPConnsPerIP != 256 || c.SFTPSessions != 10 || c.SFTPAuthTries != 6 || c.SFTPIdle != 15*time.Minute || c.UploadTTL != 24*time.Hour {
+		t.Fatalf("defaults: %+v", c)
+	}
+	c, err = Load([]string{"--sftp-max-conns-per-ip", "1000", "--sftp-idle-timeout", "1h"}, func(k string) string { return "" }, read, io.Discard)
+	if err != nil || c.SFTPConnsPerIP != 1000 || c.SFTPIdle != time.Hour {
+		t.Fatalf("sftp limits: %+v %v", c, err)
+	}
 }
 
 func TestBadConfig(t *testing.T) {
@@ -47,6 +54,8 @@ func TestBadConfig(t *testing.T) {
 		{[]string{"--sweep-interval", "soon"}, "", "bad value"},
 		{[]string{"--tls-cert", "a.pem"}, "", "go together"},
 		{[]string{"extra"}, "", "unexpected argument"},
+		{[]string{"--sftp-max-conns-per-ip", "0"}, "", "must be positive"},
+		{[]string{"--upload-ttl", "-1h"}, "", "must be positive"},
 	} {
 		_, err := Load(tc.args, none, func(string) ([]byte, error) { return []byte(tc.file), nil }, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

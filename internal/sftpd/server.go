@@ -59,7 +59,11 @@ type Server struct {
 	listeners map[net.Listener]bool
 	perIP     map[string]int
 	conns     map[*conn]bool
-	wg        sync.WaitGroup
+	// Refused connections are logged as a warning at most every
+	// refusedEvery, with the count since the last one.
+	refusedAt    time.Time
+	refusedCount int
+	wg           sync.WaitGroup
 }
 
 // New returns a Server. lim is the brute-force limiter shared with the other
@@ -253,6 +257,26 @@ func (s *Server) release(c *conn) {
 	}
 }
 
+const refusedEvery = 10 * time.Second
+
+// refused logs a refused connection: always at debug level, and as a
+// warning (with how many were refused since the last warning) at most every
+// refusedEvery, so an operator sees why a partner cannot connect without a
+// flood of lines during an attack.
+func (s *Server) refused(remote string, why error) {
+	s.logger.Debug("sftp connection refused", "remote", remote, "reason", why)
+	s.mu.Lock()
+	s.refusedCount++
+	n, warn := s.refusedCount, time.Since(s.refusedAt) >= refusedEvery
+	if warn {
+		s.refusedAt, s.refusedCount = time.Now(), 0
+	}
+	s.mu.Unlock()
+	if warn {
+		s.logger.Warn("sftp connections refused", "count", n, "latest", remote, "reason", why)
+	}
+}
+
 // handle runs one connection: handshake and authentication, then its
 // channels.
 func (s *Server) handle(nc net.Conn) {
@@ -260,7 +284,7 @@ func (s *Server) handle(nc net.Conn) {
 	c.key = auth.AddrKey(c.remote)
 	c.last.Store(time.Now().UnixNano())
 	if err := s.admit(c); err != nil {
-		s.logger.Debug("sftp connection refused", "remote", c.remote, "reason", err)
+		s.refused(c.remote, err)
 		nc.Close()
 		return
 	}
