@@ -26,6 +26,12 @@ import (
 // browsers insist on Secure, Path=/ and no Domain.
 const SessionCookie = "__Host-ferry_session"
 
+// AdminSessionCookie is the name of the admin listener's session cookie.
+// Browsers send cookies to every port of a host, so each listener's cookie
+// reaches the other too: a session is accepted only on the plane it was
+// created on (ferry.Session.Plane), whatever cookie carries it.
+const AdminSessionCookie = "__Host-ferry_admin"
+
 // ErrLoginFailed is the error of every refused password login, whatever the
 // reason: unknown user, wrong password, no password, disabled user.
 var ErrLoginFailed = ferry.E("auth.Login", ferry.Unauthenticated, "wrong email or password")
@@ -37,6 +43,36 @@ var errSession = ferry.E("auth.Session", ferry.Unauthenticated, "your session ha
 type Client struct {
 	Remote    string // host:port or address
 	UserAgent string
+	// Plane is the listener signing in: ferry.PlanePublic (or "") or
+	// ferry.PlaneAdmin. The session is created for that plane only.
+	Plane string
+}
+
+func (c Client) plane() string {
+	if c.Plane == "" {
+		return ferry.PlanePublic
+	}
+	return c.Plane
+}
+
+// protocol is how a plane's logins are recorded in audit events.
+func planeProtocol(plane string) string {
+	if plane == ferry.PlaneAdmin {
+		return "admin"
+	}
+	return "https"
+}
+
+// mayUsePlane reports whether u may hold a session on plane: only
+// organisation and server administrators may on the admin plane.
+func mayUsePlane(u *ferry.User, plane string) bool {
+	switch plane {
+	case ferry.PlanePublic:
+		return true
+	case ferry.PlaneAdmin:
+		return u.ServerAdmin || u.Role == ferry.RoleAdmin
+	}
+	return false
 }
 
 func clip(s string, n int) string {
@@ -54,6 +90,10 @@ func clip(s string, n int) string {
 // Unknown users cost the same time as known ones and every failure gets
 // ErrLoginFailed; every outcome is audited as "auth.login". Brute-force
 // limiting is the caller's job (Limiter), before Login is called.
+//
+// On the admin plane (c.Plane) only organisation and server administrators
+// may sign in; anyone else gets ErrLoginFailed too, so the admin sign-in
+// does not tell whether a non-administrator's password was right.
 func (s *Service) Login(ctx context.Context, email, password string, c Client) (string, *ferry.Session, error) {
 	email = normEmail(email)
 	u, err := s.db.UserByEmail(ctx, email)
@@ -74,6 +114,8 @@ func (s *Service) Login(ctx context.Context, email, password string, c Client) (
 		return "", nil, s.loginDeny(ctx, u, email, c, "password", "wrong password")
 	case u.Disabled:
 		return "", nil, s.loginDeny(ctx, u, email, c, "password", "user disabled")
+	case !mayUsePlane(u, c.plane()):
+		return "", nil, s.loginDeny(ctx, u, email, c, "password", "not an administrator (admin listener)")
 	}
 	pol, err := s.db.Policy(ctx, u.OrgID)
 	if err != nil {
@@ -121,7 +163,9 @@ func (s *Service) upgradeHash(ctx context.Context, u *ferry.User, password strin
 
 // StartSession signs a user in after a login method other than a password
 // (a passkey, single sign-on) has verified them: methods names it for the
-// audit record. Disabled users and disallowed addresses are refused.
+// audit record. Disabled users and disallowed addresses are refused, and so
+// is the admin plane: passkey and single-sign-on logins exist on the public
+// listener only.
 func (s *Service) StartSession(ctx context.Context, userID, methods string, c Client) (string, *ferry.Session, error) {
 	u, err := s.db.UserByID(ctx, userID)
 	if err != nil {
@@ -129,6 +173,9 @@ func (s *Service) StartSession(ctx context.Context, userID, methods string, c Cl
 	}
 	if u.Disabled {
 		return "", nil, s.loginDeny(ctx, u, u.Email, c, methods, "user disabled")
+	}
+	if c.plane() != ferry.PlanePublic {
+		return "", nil, s.loginDeny(ctx, u, u.Email, c, methods, "not offered on the admin listener")
 	}
 	pol, err := s.db.Policy(ctx, u.OrgID)
 	if err != nil {
@@ -144,10 +191,12 @@ func (s *Service) StartSession(ctx context.Context, userID, methods string, c Cl
 // CompleteMFA ends an MFA-stage session whose second factor method (e.g.
 // "totp", "recovery", "passkey") has just been verified, and returns a new
 // full session in its place (the session id rotates at the privilege change).
+// The new session is on the old one's plane, whatever c says.
 func (s *Service) CompleteMFA(ctx context.Context, old *ferry.Session, method string, c Client) (string, *ferry.Session, error) {
 	if old.Stage != ferry.SessionMFA {
 		return "", nil, ferry.E("auth.CompleteMFA", ferry.Invalid, "the session is not waiting for a second factor")
 	}
+	c.Plane = old.Plane
 	u, err := s.db.UserByID(ctx, old.UserID)
 	if err != nil {
 		return "", nil, err
@@ -177,7 +226,7 @@ func (s *Service) newSession(ctx context.Context, u *ferry.User, pol *ferry.Poli
 	sess := &ferry.Session{
 		ID: hex.EncodeToString(idb[:]), Hash: hashSecret(sec), UserID: u.ID, Stage: stage, Methods: methods,
 		Created: now, LastSeen: now, Expires: now.Add(pol.SessionMax), Idle: pol.SessionIdle,
-		Remote: clip(c.Remote, 100), UserAgent: clip(c.UserAgent, 300),
+		Remote: clip(c.Remote, 100), UserAgent: clip(c.UserAgent, 300), Plane: c.plane(),
 	}
 	if stage == ferry.SessionMFA {
 		// Ten minutes to give the second factor.
@@ -191,14 +240,14 @@ func (s *Service) newSession(ctx context.Context, u *ferry.User, pol *ferry.Poli
 		detail += "; second factor due"
 	}
 	if err := s.log.Append(ctx, &ferry.Event{Action: "auth.login", Outcome: ferry.OutcomeOK, Actor: u.Email, ActorID: u.ID, OrgID: u.OrgID,
-		Session: sess.ID, Remote: c.Remote, Protocol: "https", Detail: detail}); err != nil {
+		Session: sess.ID, Remote: c.Remote, Protocol: planeProtocol(sess.Plane), Detail: detail}); err != nil {
 		return "", nil, err
 	}
 	return sec, sess, nil
 }
 
 func (s *Service) loginDeny(ctx context.Context, u *ferry.User, email string, c Client, method, why string) error {
-	ev := &ferry.Event{Action: "auth.login", Outcome: ferry.OutcomeDenied, Actor: quoteName(email), Remote: c.Remote, Protocol: "https", Detail: method + ": " + why}
+	ev := &ferry.Event{Action: "auth.login", Outcome: ferry.OutcomeDenied, Actor: quoteName(email), Remote: c.Remote, Protocol: planeProtocol(c.plane()), Detail: method + ": " + why}
 	if u != nil {
 		ev.Actor, ev.ActorID, ev.OrgID = u.Email, u.ID, u.OrgID
 	}
@@ -213,8 +262,16 @@ func (s *Service) loginDeny(ctx context.Context, u *ferry.User, email string, c 
 // address outside the organisation's ranges all get the same Unauthenticated
 // error. MFA-stage sessions are returned too, with a principal, so callers
 // must check sess.Stage (Principal does not grant file access to them: see
-// httpd).
+// httpd). Only sessions of the public plane are accepted (SessionOn).
 func (s *Service) Session(ctx context.Context, secret, remote string) (*ferry.Session, *ferry.Principal, error) {
+	return s.SessionOn(ctx, ferry.PlanePublic, secret, remote)
+}
+
+// SessionOn is Session for the listener of the given plane: a session
+// created on another plane gets the same Unauthenticated error as an unknown
+// one, and on the admin plane so does a user who is no longer an
+// administrator.
+func (s *Service) SessionOn(ctx context.Context, plane, secret, remote string) (*ferry.Session, *ferry.Principal, error) {
 	if secret == "" || len(secret) > 100 {
 		return nil, nil, errSession
 	}
@@ -225,14 +282,14 @@ func (s *Service) Session(ctx context.Context, secret, remote string) (*ferry.Se
 		return nil, nil, err
 	}
 	now := s.now()
-	if sess.Revoked || !now.Before(sess.Expires) || sess.Idle > 0 && now.Sub(sess.LastSeen) > sess.Idle {
+	if sess.Plane != plane || sess.Revoked || !now.Before(sess.Expires) || sess.Idle > 0 && now.Sub(sess.LastSeen) > sess.Idle {
 		return nil, nil, errSession
 	}
 	u, err := s.db.UserByID(ctx, sess.UserID)
 	if err != nil {
 		return nil, nil, err
 	}
-	if u.Disabled {
+	if u.Disabled || !mayUsePlane(u, plane) {
 		return nil, nil, errSession
 	}
 	pol, err := s.db.Policy(ctx, u.OrgID)
@@ -268,7 +325,7 @@ func (s *Service) Logout(ctx context.Context, sess *ferry.Session, p *ferry.Prin
 		return err
 	}
 	return s.log.Append(ctx, &ferry.Event{Action: "auth.logout", Outcome: ferry.OutcomeOK, Actor: p.Email, ActorID: p.UserID, OrgID: p.OrgID,
-		Session: sess.ID, Remote: p.Remote, Protocol: "https"})
+		Session: sess.ID, Remote: p.Remote, Protocol: planeProtocol(sess.Plane)})
 }
 
 // Sessions lists the principal's own active sessions.

@@ -9,13 +9,13 @@ import (
 	"ferry.dev/ferry/internal/ferry"
 )
 
-const sessionCols = `id, hash, user_id, stage, methods, created, last_seen, expires, idle_secs, remote, user_agent, revoked`
+const sessionCols = `id, hash, user_id, stage, methods, created, last_seen, expires, idle_secs, remote, user_agent, revoked, plane`
 
 func scanSession(row interface{ Scan(...any) error }) (*ferry.Session, error) {
 	var s ferry.Session
 	var created, lastSeen, expires, idle int64
 	var revoked int
-	if err := row.Scan(&s.ID, &s.Hash, &s.UserID, &s.Stage, &s.Methods, &created, &lastSeen, &expires, &idle, &s.Remote, &s.UserAgent, &revoked); err != nil {
+	if err := row.Scan(&s.ID, &s.Hash, &s.UserID, &s.Stage, &s.Methods, &created, &lastSeen, &expires, &idle, &s.Remote, &s.UserAgent, &revoked, &s.Plane); err != nil {
 		return nil, err
 	}
 	s.Created, s.LastSeen, s.Expires = fromMicro(created), fromMicro(lastSeen), fromMicro(expires)
@@ -25,9 +25,13 @@ func scanSession(row interface{ Scan(...any) error }) (*ferry.Session, error) {
 
 // CreateSession stores a new session (its secret's hash only).
 func (d *DB) CreateSession(ctx context.Context, s *ferry.Session) error {
-	_, err := d.sql.ExecContext(ctx, `INSERT INTO sessions (`+sessionCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+	plane := s.Plane
+	if plane == "" {
+		plane = ferry.PlanePublic
+	}
+	_, err := d.sql.ExecContext(ctx, `INSERT INTO sessions (`+sessionCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 		s.ID, s.Hash, s.UserID, s.Stage, s.Methods, micro(s.Created), micro(s.LastSeen), micro(s.Expires), int64(s.Idle/time.Second),
-		s.Remote, s.UserAgent, boolInt(s.Revoked))
+		s.Remote, s.UserAgent, boolInt(s.Revoked), plane)
 	return dbErr("CreateSession", err)
 }
 

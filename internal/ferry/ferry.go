@@ -261,7 +261,15 @@ type Session struct {
 	Remote    string
 	UserAgent string
 	Revoked   bool
+	Plane     string // PlanePublic or PlaneAdmin: the only listener that accepts it
 }
+
+// Session planes: the listener whose web UI created a session, and the only
+// one that accepts it.
+const (
+	PlanePublic = "public"
+	PlaneAdmin  = "admin"
+)
 
 // Session stages.
 const (
