@@ -55,6 +55,9 @@ func (b *idleReader) Read(p []byte) (int, error) {
 type public struct {
 	pages pages
 	tusd  *handler.UnroutedHandler
+	// tusWeb serves the same uploads to the browser at /web/uploads/,
+	// authenticated by the session cookie and a CSRF header (web_files.go).
+	tusWeb *handler.UnroutedHandler
 	errorRenderer
 	cfg  PublicConfig
 	tr   *transfer.Service
@@ -65,12 +68,16 @@ type public struct {
 // REST API, authenticated with bearer tokens.
 func NewPublicHandler(logger *slog.Logger, cfg PublicConfig, tr *transfer.Service, au *auth.Service, m *Metrics) http.Handler {
 	h := &public{errorRenderer: errorRenderer{logger: logger, metrics: m}, cfg: cfg, tr: tr, auth: au}
-	tusd, err := newTusHandler(tr, cfg.MaxUpload, cfg.idle())
+	composer := newTusComposer(tr)
+	tusd, err := newTusHandler(composer, tusBasePath, cfg.MaxUpload, cfg.idle())
 	if err != nil {
 		// Only a store composer without a core store fails; this one has one.
 		panic("httpd: tus handler: " + err.Error())
 	}
 	h.tusd = tusd
+	if h.tusWeb, err = newTusHandler(composer, webTusBasePath, cfg.MaxUpload, cfg.idle()); err != nil {
+		panic("httpd: tus handler: " + err.Error())
+	}
 	if h.pages, err = loadPages(); err != nil {
 		// The templates are embedded: a parse error is a build defect, and
 		// TestPages catches it.

@@ -48,18 +48,24 @@ func tusReqFrom(ctx context.Context) *tusReq {
 	return rs
 }
 
-// newTusHandler builds tusd's handler over a Ferry store.
-func newTusHandler(tr *transfer.Service, maxSize int64, idle time.Duration) (*handler.UnroutedHandler, error) {
+// newTusComposer builds the store composer every tus endpoint shares: one
+// Ferry store, and one lock per upload on this node whichever endpoint (API
+// or browser) a request came through; the database refuses a second node's
+// write at the same offset (transfer.WriteUpload).
+func newTusComposer(tr *transfer.Service) *handler.StoreComposer {
 	store := &tusStore{tr: tr}
 	composer := handler.NewStoreComposer()
 	composer.UseCore(store)
 	composer.UseTerminater(store)
-	// One session at a time per upload on this node; the database refuses a
-	// second node's write at the same offset (transfer.WriteUpload).
 	composer.UseLocker(memorylocker.New())
+	return composer
+}
+
+// newTusHandler builds tusd's handler at basePath over the shared store.
+func newTusHandler(composer *handler.StoreComposer, basePath string, maxSize int64, idle time.Duration) (*handler.UnroutedHandler, error) {
 	return handler.NewUnroutedHandler(handler.Config{
 		StoreComposer:        composer,
-		BasePath:             tusBasePath,
+		BasePath:             basePath,
 		MaxSize:              maxSize,
 		DisableDownload:      true, // downloads are GET /api/v1/files/
 		DisableConcatenation: true,
@@ -188,12 +194,19 @@ func (rs *tusReq) fail(err error) error {
 	return handler.NewError("ERR_"+strings.ToUpper(kind.String()), ferry.Message(err), statusOf(kind))
 }
 
-// tus wraps one of tusd's handler methods: bearer authentication, the
-// checksum extension's header, and the response rewriting of tusWriter.
+// tus wraps one of tusd's handler methods for the API: bearer
+// authentication around tusServe.
 func (h *public) tus(fn http.HandlerFunc) http.Handler {
+	return h.api(h.tusServe(h.tusd, tusBasePath, fn))
+}
+
+// tusServe serves one of the methods of th (mounted at basePath) to an
+// authenticated request: the checksum extension's header, and the response
+// rewriting of tusWriter.
+func (h *public) tusServe(th *handler.UnroutedHandler, basePath string, fn http.HandlerFunc) handlerFunc {
 	// tusd takes the upload id from the path below its base path.
-	inner := http.StripPrefix(strings.TrimSuffix(tusBasePath, "/"), h.tusd.Middleware(fn))
-	return h.api(func(w http.ResponseWriter, r *http.Request) error {
+	inner := http.StripPrefix(strings.TrimSuffix(basePath, "/"), th.Middleware(fn))
+	return func(w http.ResponseWriter, r *http.Request) error {
 		// tusd would let POST pose as PATCH or DELETE; Ferry's routes are
 		// what they say.
 		r.Header.Del("X-HTTP-Method-Override")
@@ -218,7 +231,7 @@ func (h *public) tus(fn http.HandlerFunc) http.Handler {
 		inner.ServeHTTP(tw, r.WithContext(context.WithValue(r.Context(), tusReqKey{}, rs)))
 		tw.finish()
 		return nil
-	})
+	}
 }
 
 // tusOptions answers protocol discovery; it needs no authentication.

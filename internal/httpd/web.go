@@ -257,6 +257,8 @@ func (h *public) browserRoutes() []route {
 	// Second factors and passkeys (web_mfa.go), single sign-on (web_oidc.go).
 	routes = append(routes, h.mfaRoutes()...)
 	routes = append(routes, h.ssoRoutes()...)
+	// Browse, download, upload and manage files (web_files.go).
+	routes = append(routes, h.fileRoutes()...)
 	return routes
 }
 
@@ -279,14 +281,10 @@ func (h *public) static(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
+// home sends a signed-in user to their files (web_files.go).
 func (h *public) home(w http.ResponseWriter, r *http.Request, wr *webReq) error {
-	d := wr.data("Files")
-	org, err := h.tr.OrgName(r.Context(), wr.p)
-	if err != nil {
-		return err
-	}
-	d.Org = org
-	return h.show(w, "home", d)
+	http.Redirect(w, r, "/files/", http.StatusSeeOther)
+	return nil
 }
 
 func (h *public) loginForm(w http.ResponseWriter, r *http.Request, wr *webReq) error {
