@@ -26,6 +26,7 @@ type handlers struct {
 	tr     *transfer.Service
 	p      *ferry.Principal
 	logger *slog.Logger
+	shared *budget // the server's budget for out-of-order write data
 
 	mu      sync.Mutex
 	open    int // open file and folder handles
@@ -41,8 +42,8 @@ var (
 	_ sftp.RealPathFileLister   = (*handlers)(nil)
 )
 
-func newHandlers(ctx context.Context, tr *transfer.Service, p *ferry.Principal, logger *slog.Logger) *handlers {
-	return &handlers{ctx: ctx, tr: tr, p: p, logger: logger, uploads: map[*upload]bool{}}
+func newHandlers(ctx context.Context, tr *transfer.Service, p *ferry.Principal, shared *budget, logger *slog.Logger) *handlers {
+	return &handlers{ctx: ctx, tr: tr, p: p, shared: shared, logger: logger, uploads: map[*upload]bool{}}
 }
 
 // status maps err for the client; see toStatus.
@@ -155,7 +156,7 @@ func (h *handlers) openUpload(path string, trunc bool) (*upload, error) {
 			return nil, err
 		}
 		if pending != nil {
-			u := newUpload(h.ctx, h, path, pending.ID, pending.Received, h.status("write"))
+			u := newUpload(h.ctx, h, path, pending.ID, pending.Received, h.shared, h.status("write"))
 			u.resumed = true
 			return u, nil
 		}
@@ -174,7 +175,7 @@ func (h *handlers) openUpload(path string, trunc bool) (*upload, error) {
 			return nil, err
 		}
 	}
-	u := newUpload(h.ctx, h, path, up.ID, 0, h.status("write"))
+	u := newUpload(h.ctx, h, path, up.ID, 0, h.shared, h.status("write"))
 	u.keepEmpty = keepEmpty
 	return u, nil
 }

@@ -38,14 +38,23 @@ type Config struct {
 	// LoginGraceTime is how long a client has from connecting to
 	// authenticating. Default 60 seconds.
 	LoginGraceTime time.Duration
-	Logger         *slog.Logger
+	// MaxBufferedWrites bounds the out-of-order upload data (writes that
+	// arrived ahead of the bytes before them) that all sessions together
+	// hold in memory; each upload holds at most 8 MiB of its own. An upload
+	// whose write does not fit waits for room; the write of the next
+	// expected byte never waits. Default 256 MiB.
+	MaxBufferedWrites int64
+	Logger            *slog.Logger
 }
+
+const defaultMaxBufferedWrites = 256 << 20
 
 // Server is Ferry's SFTP server: SSH (golang.org/x/crypto/ssh) with the
 // "sftp" subsystem only — no shell, no exec, no forwarding — over transfer.
 type Server struct {
 	cfg    Config
 	algs   Algorithms
+	shared *budget // MaxBufferedWrites
 	tr     *transfer.Service
 	au     *auth.Service
 	lim    *auth.Limiter
@@ -87,6 +96,9 @@ func New(cfg Config, tr *transfer.Service, au *auth.Service, lim *auth.Limiter) 
 	if cfg.LoginGraceTime <= 0 {
 		cfg.LoginGraceTime = time.Minute
 	}
+	if cfg.MaxBufferedWrites <= 0 {
+		cfg.MaxBufferedWrites = defaultMaxBufferedWrites
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -95,7 +107,7 @@ func New(cfg Config, tr *transfer.Service, au *auth.Service, lim *auth.Limiter) 
 		algs = LegacyAlgorithms.Available()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{cfg: cfg, algs: algs, tr: tr, au: au, lim: lim, logger: cfg.Logger, ctx: ctx, cancel: cancel,
+	return &Server{cfg: cfg, algs: algs, shared: newBudget(cfg.MaxBufferedWrites), tr: tr, au: au, lim: lim, logger: cfg.Logger, ctx: ctx, cancel: cancel,
 		listeners: map[net.Listener]bool{}, perIP: map[string]int{}, conns: map[*conn]bool{}}, nil
 }
 
@@ -359,7 +371,7 @@ func (s *Server) channel(ctx context.Context, c *conn, ch ssh.Channel, reqs <-ch
 			}
 			started = true
 			req.Reply(true, nil)
-			sess := newSession(ctx, ch, s.tr, p, s.logger)
+			sess := newSession(ctx, ch, s.tr, p, s.shared, s.logger)
 			c.mu.Lock()
 			c.sessions[sess] = true
 			c.mu.Unlock()

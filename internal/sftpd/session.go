@@ -19,8 +19,8 @@ type session struct {
 	rs *sftp.RequestServer
 }
 
-func newSession(ctx context.Context, rw io.ReadWriteCloser, tr *transfer.Service, p *ferry.Principal, logger *slog.Logger) *session {
-	h := newHandlers(ctx, tr, p, logger)
+func newSession(ctx context.Context, rw io.ReadWriteCloser, tr *transfer.Service, p *ferry.Principal, shared *budget, logger *slog.Logger) *session {
+	h := newHandlers(ctx, tr, p, shared, logger)
 	rs := sftp.NewRequestServer(newFilter(rw), sftp.Handlers{FileGet: h, FilePut: h, FileCmd: h, FileList: h},
 		sftp.WithRSMaxTxPacket(maxReadWrite), sftp.WithRSAllocator())
 	return &session{h: h, rs: rs}
@@ -41,7 +41,8 @@ func (s *session) serve() error {
 
 // ServeSFTP serves the SFTP protocol for principal p on rw (an SSH channel
 // after the "sftp" subsystem request, or any byte stream in tests) until the
-// client closes it, and returns nil on a clean end.
+// client closes it, and returns nil on a clean end. Its uploads hold at most
+// the default MaxBufferedWrites of out-of-order data.
 func ServeSFTP(ctx context.Context, rw io.ReadWriteCloser, tr *transfer.Service, p *ferry.Principal, logger *slog.Logger) error {
-	return newSession(ctx, rw, tr, p, logger).serve()
+	return newSession(ctx, rw, tr, p, newBudget(defaultMaxBufferedWrites), logger).serve()
 }

@@ -67,6 +67,10 @@ type upload struct {
 	window    int
 	wait      time.Duration
 	startWait time.Duration
+	// shared bounds the out-of-order data of all the server's uploads
+	// together (nil: no bound beyond the window).
+	shared *budget
+	wake   func() // wakes the upload's waiters (for shared)
 
 	mu      sync.Mutex
 	cond    sync.Cond
@@ -76,7 +80,7 @@ type upload struct {
 	werr    error            // WriteUpload's error, set before done closes
 	next    int64            // offset of the next byte the pipe expects
 	pending map[int64][]byte // out-of-order writes, copied
-	held    int              // bytes in pending
+	held    int              // bytes in pending, all taken from shared
 	writing bool             // a WriteAt is feeding the pipe
 	err     error            // sticky: the session has failed
 	closed  bool
@@ -85,11 +89,23 @@ type upload struct {
 
 // newUpload returns the handle for a session of upload id, which has start
 // bytes already. errf maps errors to SFTP statuses.
-func newUpload(ctx context.Context, store uploadStore, path, id string, start int64, errf func(error) error) *upload {
+// shared is the server-wide budget for out-of-order data (nil: none).
+func newUpload(ctx context.Context, store uploadStore, path, id string, start int64, shared *budget, errf func(error) error) *upload {
 	u := &upload{ctx: ctx, store: store, path: path, id: id, start: start, next: start, errf: errf,
-		pending: map[int64][]byte{}, window: windowBytes, wait: windowWait, startWait: startWait}
+		pending: map[int64][]byte{}, window: windowBytes, wait: windowWait, startWait: startWait, shared: shared}
 	u.cond.L = &u.mu
+	u.wake = func() {
+		u.mu.Lock()
+		u.cond.Broadcast()
+		u.mu.Unlock()
+	}
 	return u
+}
+
+// reserve takes room for n more bytes of out-of-order data: in the upload's
+// window and in the server-wide budget. u.mu is held.
+func (u *upload) reserve(n int) bool {
+	return u.held+n <= u.window && u.shared.tryAcquire(int64(n), u, u.wake)
 }
 
 // startWrite starts the WriteUpload that the pipe feeds. u.mu is held.
@@ -193,13 +209,14 @@ func (u *upload) feed(p []byte) (int, error) {
 		}
 		delete(u.pending, u.next)
 		u.held -= len(chunk)
+		u.shared.release(int64(len(chunk)))
 		u.cond.Broadcast()
 	}
 }
 
 // hold keeps a copy of a write that arrived ahead of the next expected byte
-// (or while the pipe is being fed), waiting for room in the window if it is
-// full. u.mu is held.
+// (or while the pipe is being fed), waiting for room if the window or the
+// server-wide budget is full. u.mu is held.
 func (u *upload) hold(p []byte, off int64) (int, error) {
 	if off-u.next > maxAhead {
 		return 0, u.fail(u.aheadErr(off))
@@ -207,9 +224,10 @@ func (u *upload) hold(p []byte, off int64) (int, error) {
 	if _, dup := u.pending[off]; dup {
 		return 0, u.fail(errNotSequential)
 	}
-	if u.held+len(p) > u.window {
+	reserved := u.reserve(len(p))
+	if !reserved {
 		wait := u.wait
-		if !u.fed() {
+		if !u.fed() && u.held+len(p) > u.window {
 			// The window is full and nothing has arrived where the
 			// upload starts: most likely the client began past it (a
 			// resume with nothing to resume), so give up soon. The
@@ -217,14 +235,17 @@ func (u *upload) hold(p []byte, off int64) (int, error) {
 			// reordering this much.
 			wait = min(wait, u.startWait)
 		}
-		if err := u.waitRoom(len(p), off, wait); err != nil {
+		var err error
+		if reserved, err = u.waitRoom(len(p), off, wait); err != nil {
 			return 0, err
 		}
 	}
 	switch {
 	case off < u.next:
+		u.unreserve(reserved, len(p))
 		return 0, u.fail(u.behindErr(off))
 	case off == u.next && !u.writing:
+		u.unreserve(reserved, len(p))
 		return u.feed(p)
 	}
 	u.pending[off] = append([]byte(nil), p...)
@@ -232,40 +253,45 @@ func (u *upload) hold(p []byte, off int64) (int, error) {
 	return len(p), nil
 }
 
-// waitRoom waits until n more bytes fit in the window, the write at off has
-// become the next one and nobody feeds the pipe, or wait has passed.
-// u.mu is held.
-func (u *upload) waitRoom(n int, off int64, wait time.Duration) error {
+// unreserve gives back room taken by reserve and not used. u.mu is held.
+func (u *upload) unreserve(reserved bool, n int) {
+	if reserved {
+		u.shared.release(int64(n))
+	}
+}
+
+// waitRoom waits until n more bytes fit in the window and the server-wide
+// budget (and reserves them: reserved), the write at off has become the next
+// one and nobody feeds the pipe, or wait has passed. u.mu is held.
+func (u *upload) waitRoom(n int, off int64, wait time.Duration) (reserved bool, err error) {
 	deadline := time.Now().Add(wait)
-	t := time.AfterFunc(wait, func() {
-		u.mu.Lock()
-		u.cond.Broadcast()
-		u.mu.Unlock()
-	})
+	t := time.AfterFunc(wait, u.wake)
 	defer t.Stop()
-	for u.held+n > u.window {
+	for {
 		switch {
 		case u.err != nil:
-			return u.err
+			return false, u.err
 		case off < u.next:
-			return u.fail(u.behindErr(off))
+			return false, u.fail(u.behindErr(off))
 		case off == u.next && !u.writing:
-			return nil
+			return false, nil
+		case u.reserve(n):
+			return true, nil
 		case !time.Now().Before(deadline):
 			if !u.fed() {
 				off = min(off, u.lowestPending())
 			}
-			return u.fail(u.aheadErr(off))
+			return false, u.fail(u.aheadErr(off))
 		}
 		u.cond.Wait()
 	}
-	return u.err
 }
 
 // fail records the session's first error and returns it. u.mu is held.
 func (u *upload) fail(err error) error {
 	if u.err == nil {
 		u.err = err
+		u.shared.release(int64(u.held))
 		u.pending, u.held = nil, 0
 		u.cond.Broadcast()
 	}

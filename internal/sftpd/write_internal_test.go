@@ -81,7 +81,7 @@ func newTestUpload(f *fakeStore) *upload {
 	f.mu.Lock()
 	start := int64(len(f.stored))
 	f.mu.Unlock()
-	u := newUpload(context.Background(), f, "/x", "id", start, identity)
+	u := newUpload(context.Background(), f, "/x", "id", start, nil, identity)
 	u.resumed = start > 0
 	u.keepEmpty = true
 	return u
@@ -277,5 +277,118 @@ func TestUploadCloseWithoutWrites(t *testing.T) {
 	u = newTestUpload(fs)
 	if err := u.Close(); err != nil || fs.completed != nil || fs.cancelled || fs.sessions != 0 {
 		t.Fatalf("resumed: %v, completed %q, cancelled %v", err, fs.completed, fs.cancelled)
+	}
+}
+
+// feedShuffled writes data to u in chunks the way pkg/sftp does: taken in
+// order from a queue by 8 workers that each call WriteAt, so that calls
+// arrive shuffled. It calls each after every write.
+func feedShuffled(t *testing.T, u *upload, data []byte, chunk int, each func()) {
+	queue := make(chan int)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for off := range queue {
+				if rand.IntN(3) == 0 {
+					time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
+				}
+				end := min(off+chunk, len(data))
+				if n, err := u.WriteAt(data[off:end], int64(off)); err != nil || n != end-off {
+					t.Errorf("WriteAt %d: %d, %v", off, n, err)
+				}
+				each()
+			}
+		}()
+	}
+	for off := 0; off < len(data); off += chunk {
+		queue <- off
+	}
+	close(queue)
+	wg.Wait()
+}
+
+// TestUploadSharedBudget: uploads running at once share the server-wide
+// budget for out-of-order data: together they never hold more than it, each
+// still completes with its content in order (a write that finds the budget
+// full waits, and the next expected write never needs it), and everything
+// taken is given back, also by an upload that fails while holding data.
+func TestUploadSharedBudget(t *testing.T) {
+	const limit, chunk = 256 << 10, 64 << 10
+	shared := newBudget(limit)
+	var peak int64
+	var pmu sync.Mutex
+	sample := func() {
+		n := shared.inUse()
+		pmu.Lock()
+		peak = max(peak, n)
+		pmu.Unlock()
+	}
+	var wg sync.WaitGroup
+	for i := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fs := &fakeStore{delay: time.Duration(i%2) * 200 * time.Microsecond}
+			u := newTestUpload(fs)
+			u.shared = shared
+			data := make([]byte, 200*chunk+i)
+			for j := range data {
+				data[j] = byte(j*7/3 + i)
+			}
+			feedShuffled(t, u, data, chunk, sample)
+			if err := u.Close(); err != nil {
+				t.Error(err)
+				return
+			}
+			if !bytes.Equal(fs.completed, data) {
+				t.Errorf("upload %d: content differs (%d bytes, want %d)", i, len(fs.completed), len(data))
+			}
+		}()
+	}
+	wg.Wait()
+	if peak > limit {
+		t.Fatalf("held %d bytes out of order in all, budget %d", peak, limit)
+	}
+	if peak == 0 {
+		t.Fatal("nothing was ever held out of order: the test tests nothing")
+	}
+	if n := shared.inUse(); n != 0 {
+		t.Fatalf("%d bytes still taken after every upload closed", n)
+	}
+
+	// One upload holds the whole budget past a gap; another's write ahead
+	// waits for it, and gets it when the first fails (its data dropped).
+	a, b := newTestUpload(&fakeStore{}), newTestUpload(&fakeStore{})
+	a.shared, b.shared = shared, shared
+	if _, err := a.WriteAt(make([]byte, limit), 10); err != nil {
+		t.Fatal(err)
+	}
+	b.WriteAt([]byte("0123456789"), 0)
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.WriteAt(make([]byte, 10), 20)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("a write ahead did not wait for the full budget: %v", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	a.abort()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := shared.inUse(); n != 10 {
+		t.Fatalf("%d bytes taken, want the 10 b holds", n)
+	}
+	b.WriteAt(make([]byte, 10), 10)
+	if n := shared.inUse(); n != 0 {
+		t.Fatalf("%d bytes taken after b's gap was filled", n)
+	}
+	a.Close()
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
