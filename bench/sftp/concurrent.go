@@ -108,6 +108,24 @@ func runConcurrent(ctx context.Context, o *options, servers map[string]*server, 
 		}
 	}
 
+	// How much of what the rounds used the idle Ferry keeps, and for how
+	// long: Go returns freed memory to the OS lazily (its forced collection
+	// runs every 2 minutes), so the RSS is sampled past that.
+	idleAfter := map[string][]int64{}
+	if o.idleWait > 0 {
+		logf("idle: sampling the RSS of the idle servers for %v", o.idleWait)
+		start := time.Now()
+		for _, at := range idleMarks(o.idleWait) {
+			time.Sleep(time.Until(start.Add(at)))
+			for name, s := range servers {
+				if !s.session {
+					rss, _, _ := serverMem(s)
+					idleAfter[name] = append(idleAfter[name], rss)
+				}
+			}
+		}
+	}
+
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(w, "cipher\tserver\taggregate MB/s (min-max)\twall s\tfailed\tserver CPU s\tCPU s/GiB\tpeak RSS MB\tper session MB\tpeak anon MB\tper session MB\tlogin ms p50/p95\tsession s p50/p95\t\n")
 	for _, cipher := range o.ciphers {
@@ -154,13 +172,32 @@ func runConcurrent(ctx context.Context, o *options, servers map[string]*server, 
 	}
 	fmt.Printf("\n%d concurrent sessions, each on its own SSH connection (kex %s), uploading then downloading %s with pkg/sftp (%d-byte requests, %d in flight per file); %d rounds, alternating order, %d cores, %s; medians.\n",
 		o.sessions, sessionKEX, humanSize(o.sessionSize), o.packet, o.requests, o.rounds, numCPU(), pinned)
-	for _, s := range servers {
+	for name, s := range servers {
 		if !s.session {
 			fmt.Printf("idle %s before the rounds: RSS %.0f MB, anon %.0f MB\n", s.name, float64(s.idleRSS)/1e6, float64(s.idleAnon)/1e6)
+			if rs := idleAfter[name]; len(rs) > 0 {
+				fmt.Printf("idle %s after the last round:", s.name)
+				for i, at := range idleMarks(o.idleWait) {
+					fmt.Printf(" %v %.0f MB;", at, float64(rs[i])/1e6)
+				}
+				fmt.Println()
+			}
 		}
 	}
 	fmt.Printf("per session MB: (peak - idle server RSS) / sessions; the idle RSS is 0 for sshd, whose session processes exist only during the round. anon = statm resident - shared, summed over the processes.\n")
 	return nil
+}
+
+// idleMarks are the times after the last round at which the idle servers'
+// RSS is sampled.
+func idleMarks(wait time.Duration) []time.Duration {
+	var marks []time.Duration
+	for _, at := range []time.Duration{time.Second, 10 * time.Second, time.Minute, 2 * time.Minute} {
+		if at < wait {
+			marks = append(marks, at)
+		}
+	}
+	return append(marks, wait)
 }
 
 func percentile(xs []float64, p float64) float64 {

@@ -83,10 +83,11 @@ type options struct {
 	logins  int
 	pin     bool
 
-	sessions    int   // > 0: concurrency mode
-	sessionSize int64 // bytes each session uploads and downloads
-	packet      int   // SFTP read and write size of the concurrent client
-	requests    int   // requests in flight per file of the concurrent client
+	sessions    int           // > 0: concurrency mode
+	sessionSize int64         // bytes each session uploads and downloads
+	packet      int           // SFTP read and write size of the concurrent client
+	requests    int           // requests in flight per file of the concurrent client
+	idleWait    time.Duration // how long to sample the idle servers' RSS after the last round
 }
 
 // Pinning: with -pin the servers run on CPU 0 and the client on CPU 1 (via
@@ -108,6 +109,7 @@ func parseFlags() (*options, error) {
 	sessionSize := flag.String("session-size", "10MiB", "concurrency mode: bytes each session uploads and downloads")
 	flag.IntVar(&o.packet, "session-packet", 261120, "concurrency mode: read and write request size (261120 = what both servers advertise in limits@openssh.com)")
 	flag.IntVar(&o.requests, "session-requests", 16, "concurrency mode: requests in flight per file")
+	flag.DurationVar(&o.idleWait, "idle-wait", 150*time.Second, "concurrency mode: sample the idle servers' RSS for this long after the last round (0: not)")
 	flag.Parse()
 	if o.sessionSize, err = parseSize(*sessionSize); err != nil {
 		return nil, err

@@ -204,6 +204,20 @@ func TestConcurrentSessionsReleaseEverything(t *testing.T) {
 		for err := range errs {
 			t.Error(err)
 		}
+		// The server returns the memory to the OS by itself once it has
+		// had no connection for a few seconds.
+		kept := func() uint64 {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			return ms.HeapIdle - ms.HeapReleased
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for kept() > 64<<20 && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if k := kept(); k > 64<<20 {
+			t.Errorf("round %d: the idle server still keeps %.0f MiB of freed heap from the OS", round+1, mib(k))
+		}
 		g, ms := settle(baseG+4, 10*time.Second)
 		t.Logf("round %d: %d sessions × %d MiB in %v; peak heap in use %.0f MiB; after: %d goroutines (baseline %d), heap in use %.1f MiB (baseline %.1f), alloc %.1f MiB, released to OS %.1f MiB",
 			round+1, sessions, size>>20, time.Since(start).Round(time.Millisecond), mib(peak.heapInuse()),

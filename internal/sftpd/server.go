@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,8 +73,13 @@ type Server struct {
 	// refusedEvery, with the count since the last one.
 	refusedAt    time.Time
 	refusedCount int
+	idleFree     *time.Timer // see release
 	wg           sync.WaitGroup
 }
+
+// idleFreeAfter is how long the server must have had no connection before
+// it returns freed memory to the operating system (see release).
+const idleFreeAfter = 5 * time.Second
 
 // New returns a Server. lim is the brute-force limiter shared with the other
 // login paths.
@@ -163,6 +169,9 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
+	if s.idleFree != nil {
+		s.idleFree.Stop()
+	}
 	for ln := range s.listeners {
 		ln.Close()
 	}
@@ -260,12 +269,37 @@ func (s *Server) admit(c *conn) error {
 	return nil
 }
 
+// release unregisters a connection. When the last one has gone and no other
+// has come for idleFreeAfter, the memory the sessions used is returned to
+// the operating system: transfers allocate in bursts (about 10 MB per
+// session, mostly pkg/sftp's request buffers), and the Go runtime would
+// otherwise keep the pages of a busy hour until its next collection (up to
+// two minutes away while idle), and release them slowly after that.
 func (s *Server) release(c *conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, c)
 	if s.perIP[c.key]--; s.perIP[c.key] <= 0 {
 		delete(s.perIP, c.key)
+	}
+	if len(s.conns) > 0 || s.closing {
+		return
+	}
+	if s.idleFree == nil {
+		s.idleFree = time.AfterFunc(idleFreeAfter, s.freeIfIdle)
+	} else {
+		s.idleFree.Reset(idleFreeAfter)
+	}
+}
+
+// freeIfIdle returns freed memory to the operating system if the server has
+// no connection.
+func (s *Server) freeIfIdle() {
+	s.mu.Lock()
+	idle := len(s.conns) == 0 && !s.closing
+	s.mu.Unlock()
+	if idle {
+		debug.FreeOSMemory()
 	}
 }
 
