@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/mod/sumdb/note"
 
 	"ferry.dev/ferry/internal/audit"
 	"ferry.dev/ferry/internal/auth"
@@ -36,6 +37,9 @@ type Service struct {
 	now    func() time.Time
 	rand   io.Reader
 	logger *slog.Logger
+
+	verifier       note.Verifier // audit checkpoint key (SetAuditVerifier)
+	checkpointFile string
 }
 
 // New returns an admin service.

@@ -67,7 +67,7 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	if err != nil {
 		return fmt.Errorf("key-encryption keys: %w", err)
 	}
-	signer, _, err := audit.LoadOrCreateKey(keyDir, "ferry-audit", rand.Reader)
+	signer, verifier, err := audit.LoadOrCreateKey(keyDir, "ferry-audit", rand.Reader)
 	if err != nil {
 		return fmt.Errorf("audit signing key: %w", err)
 	}
@@ -91,6 +91,7 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	tr := transfer.New(transfer.Config{DB: d, Blobs: blobs, KEKs: keks, Audit: alog, Now: now, Rand: rand.Reader, Logger: logger,
 		Metrics: transfer.Metrics{Transfer: metrics.Transfer}, UploadTTL: cfg.UploadTTL})
 	ad := admin.New(d, au, tr, keks, alog, now, rand.Reader, logger)
+	ad.SetAuditVerifier(verifier, filepath.Join(cfg.Data, "audit", "checkpoint"))
 	hostKeys, err := sftpd.LoadOrCreateHostKeys(keyDir, rand.Reader, cfg.SFTPLegacy)
 	if err != nil {
 		return fmt.Errorf("SSH host keys: %w", err)
