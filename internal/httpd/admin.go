@@ -26,12 +26,14 @@ type adminPlane struct {
 	admin   *admin.Service
 	auth    *auth.Service
 	metrics *Metrics
-	socket  bool // serving the admin socket: the caller is the local operator
+	socket  bool  // serving the admin socket: the caller is the local operator
+	pages   pages // the admin UI's templates (admin_web.go); TCP listener only
 }
 
 // NewAdminHandler returns the handler of the admin TCP listener: health,
-// metrics, first-administrator setup (loopback only) and the admin API for
-// server and organisation administrators' bearer tokens.
+// metrics, first-administrator setup (loopback only), the admin API for
+// server and organisation administrators' bearer tokens, and the admin UI
+// under /admin/ (admin_web.go).
 func NewAdminHandler(logger *slog.Logger, cfg AdminConfig, ad *admin.Service, au *auth.Service, m *Metrics) http.Handler {
 	return newAdmin(logger, cfg, ad, au, m, false)
 }
@@ -46,6 +48,14 @@ func NewAdminSocketHandler(logger *slog.Logger, cfg AdminConfig, ad *admin.Servi
 
 func newAdmin(logger *slog.Logger, cfg AdminConfig, ad *admin.Service, au *auth.Service, m *Metrics, socket bool) http.Handler {
 	h := &adminPlane{errorRenderer: errorRenderer{logger: logger, metrics: m}, cfg: cfg, admin: ad, auth: au, metrics: m, socket: socket}
+	if !socket {
+		var err error
+		if h.pages, err = loadAdminPages(); err != nil {
+			// Embedded templates: a parse error is a build defect, which
+			// the admin UI tests catch.
+			panic("httpd: admin templates: " + err.Error())
+		}
+	}
 	mux := http.NewServeMux()
 	h.routes(mux)
 	listener := "admin"

@@ -83,5 +83,10 @@ func (h *adminPlane) routes(mux *http.ServeMux) {
 	for _, rt := range h.adminRoutes() {
 		mux.Handle(rt.pattern, rt.handler)
 	}
+	if !h.socket { // the admin UI needs TLS for its __Host- cookie
+		for _, rt := range h.adminWebRoutes() {
+			mux.Handle(rt.pattern, rt.handler)
+		}
+	}
 	mux.Handle("/", h.wrap(notFound))
 }
