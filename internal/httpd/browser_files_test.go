@@ -17,6 +17,7 @@ import (
 	"time"
 
 	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 
 	"ferry.dev/ferry/internal/ferrytest"
@@ -289,4 +290,42 @@ func TestBrowserFiles(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#zip-link`)),
 	)
 	checkZip(t, waitDownload(t, downloads, "zipme.zip"), files, "/finance/zipme/")
+
+	// A whole folder, through the folder picker: its sub-folders are
+	// created, then its files uploaded.
+	tree := t.TempDir()
+	os.MkdirAll(filepath.Join(tree, "batch", "sub"), 0o755)
+	os.WriteFile(filepath.Join(tree, "batch", "a.txt"), []byte("a\n"), 0o644)
+	os.WriteFile(filepath.Join(tree, "batch", "sub", "b.txt"), []byte("bb\n"), 0o644)
+	run(t, ctx, "upload a folder",
+		chromedp.Navigate(base+"/files/finance"),
+		chromedp.WaitReady(chromedp.CSS(`#pick-folder`)),
+		chromedp.SetUploadFiles(chromedp.CSS(`#pick-folder`), []string{filepath.Join(tree, "batch")}),
+		chromedp.WaitVisible(chromedp.CSS(`#uploads-done`)),
+	)
+
+	// Dragged and dropped: a folder with a sub-folder, and a file beside it.
+	os.MkdirAll(filepath.Join(tree, "dropped", "deep"), 0o755)
+	os.WriteFile(filepath.Join(tree, "dropped", "deep", "c.txt"), []byte("ccc\n"), 0o644)
+	os.WriteFile(filepath.Join(tree, "loose.txt"), []byte("loose\n"), 0o644)
+	run(t, ctx, "show the drop zone",
+		chromedp.Navigate(base+"/files/finance"),
+		chromedp.ScrollIntoView(chromedp.CSS(`#drop`)),
+	)
+	box, err := chromedp.Run(ctx, chromedp.Evaluate[[]float64](`(() => { const r = document.getElementById('drop').getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	drag := &input.DragData{Items: []*input.DragDataItem{}, Files: []string{filepath.Join(tree, "dropped"), filepath.Join(tree, "loose.txt")}, DragOperationsMask: 1}
+	for _, typ := range []input.DispatchDragEventType{input.DispatchDragEventTypeDragEnter, input.DispatchDragEventTypeDragOver, input.DispatchDragEventTypeDrop} {
+		if _, err := chromedp.Call(ctx, input.DispatchDragEvent, input.DispatchDragEventParams{Type: typ, X: box[0], Y: box[1], Data: drag}); err != nil {
+			t.Fatalf("Input.dispatchDragEvent %s: %v", typ, err)
+		}
+	}
+	run(t, ctx, "the drop uploads", chromedp.WaitVisible(chromedp.CSS(`#uploads-done`)))
+	for p, want := range map[string]string{"/finance/batch/a.txt": "a\n", "/finance/batch/sub/b.txt": "bb\n", "/finance/dropped/deep/c.txt": "ccc\n", "/finance/loose.txt": "loose\n"} {
+		if got := ferrytest.Body(t, s.Do("GET", "/api/v1/files"+p, tok, nil)); got != want {
+			t.Errorf("%s: %q", p, got)
+		}
+	}
 }
