@@ -226,7 +226,7 @@ func (h *public) showFolder(w http.ResponseWriter, r *http.Request, wr *webReq, 
 	d.Data = fp
 	if f != nil {
 		fp.File = &fileDetail{fileRow: h.fileRow(parent, transfer.Entry{Name: f.Name, Size: f.Size, SHA256: f.SHA256, Modified: f.Modified, Expires: f.Expires, Hold: f.Hold}), Created: f.Created}
-		fp.File.Uploader = "another user (id " + f.UploaderID + ")"
+		fp.File.Uploader = h.tr.UploaderName(r.Context(), wr.p, f)
 		if f.UploaderID == wr.p.UserID {
 			fp.File.Uploader = "you (" + wr.p.Email + ")"
 		}

@@ -131,6 +131,12 @@ func TestWebBrowse(t *testing.T) {
 		}
 	}
 
+	// Another reader sees who uploaded it, by email.
+	bd, _ := signedIn(t, s, "dave@acme.test")
+	if _, page := bd.get("/files/finance/b-bigger%20&%20odd%23name.csv"); !strings.Contains(page, "<dd>carol@acme.test</dd>") {
+		t.Errorf("the uploader is not named to another reader:\n%s", page)
+	}
+
 	// Download: an attachment, never rendered.
 	res, body := b.get("/download/finance/b-bigger%20&%20odd%23name.csv")
 	if res.StatusCode != http.StatusOK || body != string(big) {

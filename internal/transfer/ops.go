@@ -385,3 +385,16 @@ func (s *Service) OrgName(ctx context.Context, p *ferry.Principal) (string, erro
 	}
 	return o.Name, nil
 }
+
+// UploaderName returns how to name the uploader of f to p: the email of a
+// user of p's organisation, or the principal name recorded for other
+// writers (the operator, a share link…).
+func (s *Service) UploaderName(ctx context.Context, p *ferry.Principal, f *ferry.File) string {
+	if p == nil || f.OrgID != p.OrgID {
+		return ""
+	}
+	if u, err := s.db.UserByID(ctx, f.UploaderID); err == nil && u.OrgID == f.OrgID {
+		return u.Email
+	}
+	return f.UploaderID
+}
