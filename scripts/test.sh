@@ -216,6 +216,9 @@ if [ "$mode" = lint ]; then
 fi
 
 start_postgres || die "could not start PostgreSQL"
+# The browser tests save screenshots of the main pages here (README shows
+# them).
+export FERRY_SCREENSHOTS="$root/docs/screenshots"
 if [ "$mode" = full ]; then
   testargs=(-race -count=1 -timeout "$GO_TEST_TIMEOUT")
 else
