@@ -74,7 +74,7 @@ func TestBrowserPagesClean(t *testing.T) {
 	for name, body := range map[string]string{
 		"/finance/2026/invoice-4711.pdf": strings.Repeat("%PDF-1.7 ", 4000),
 		"/finance/2026/ledger.csv":       strings.Repeat("date,amount\n", 900),
-		"/finance/notes.txt":            "quarterly close\n",
+		"/finance/notes.txt":             "quarterly close\n",
 	} {
 		ferrytest.Expect(t, s.Do("PUT", "/api/v1/files"+escapeURLPath(name), tok, strings.NewReader(body)), 201)
 	}
