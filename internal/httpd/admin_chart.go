@@ -61,8 +61,10 @@ func newBarChart(title string, labels []string, format func(int64) string, ss ..
 		}
 	}
 	c.Empty = max == 0
-	if max == 0 {
-		max = 1
+	if max < 2 {
+		max = 2 // so that the middle grid line is a whole number too
+	} else if max%2 == 1 {
+		max++
 	}
 	plotW, plotH := chartW-chartLeft-chartRight, chartH-chartTop-chartBottom
 	base := chartTop + plotH

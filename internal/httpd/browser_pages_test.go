@@ -197,3 +197,62 @@ func TestBrowserNeverRendersUploads(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserAdminPagesClean does the same for the admin UI on the admin
+// listener (screenshots prefixed "admin-").
+func TestBrowserAdminPagesClean(t *testing.T) {
+	ctx := newChromium(t)
+	s := ferrytest.Start(t)
+	withPassword(t, s, "acme", "ada@acme.test", "admin", "violet tugboat ledger quarry")
+	withPassword(t, s, "acme", "carol@acme.test", "user", "correct horse battery")
+	s.Admin("party", "create", "--org", "acme", "Globex", "--contact", "legal@globex.test")
+	s.Admin("folder", "create", "--org", "acme", "/finance/2026", "--party", "Globex")
+	s.Admin("grant", "--org", "acme", "--user", "carol@acme.test", "/finance", "list,read,write")
+	tok := strings.TrimSpace(s.Admin("token", "create", "--user", "carol@acme.test"))
+	ferrytest.Expect(t, s.Do("PUT", "/api/v1/files/finance/2026/ledger.csv", tok, strings.NewReader("date,amount\n")), 201)
+	ferrytest.Expect(t, s.Do("GET", "/api/v1/files/finance/2026/ledger.csv", tok, nil), 200)
+	base := adminLocalhostURL(s)
+	var rec consoleRecorder
+	if err := chromedp.Listen(ctx, rec.listen); err != nil {
+		t.Fatal(err)
+	}
+	shots := os.Getenv("FERRY_SCREENSHOTS")
+	if shots != "" {
+		if err := os.MkdirAll(shots, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		run(t, ctx, "a desktop-sized viewport", chromedp.EmulateViewport(1200, 800))
+	}
+	check := func(name, path string) {
+		t.Helper()
+		run(t, ctx, name, chromedp.Navigate(base+path), chromedp.WaitReady(chromedp.CSS("main")))
+		if errs := rec.take(); len(errs) > 0 {
+			t.Errorf("%s (%s): %d console or CSP errors:\n  %s", name, path, len(errs), strings.Join(errs, "\n  "))
+		}
+		if shots != "" {
+			png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+			if err != nil {
+				t.Fatalf("screenshot of %s: %v", name, err)
+			}
+			if err := os.WriteFile(filepath.Join(shots, "admin-"+name+".png"), png, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	check("login", "/admin/login")
+	run(t, ctx, "admin sign-in",
+		chromedp.SendKeys(chromedp.CSS(`#login-form input[name=email]`), "ada@acme.test"),
+		chromedp.SendKeys(chromedp.CSS(`#login-form input[name=password]`), "violet tugboat ledger quarry"),
+		chromedp.Click(chromedp.CSS(`#login-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.Search(`//h1[contains(., "Dashboard")]`)),
+	)
+	rec.take()
+	check("dashboard", "/admin/")
+	check("orgs", "/admin/orgs")
+	check("users", "/admin/orgs/acme/users")
+	check("parties", "/admin/orgs/acme/parties")
+	check("folders", "/admin/orgs/acme/folders")
+	check("tokens", "/admin/orgs/acme/tokens")
+	check("policy", "/admin/orgs/acme/policy")
+	check("audit", "/admin/audit")
+}
