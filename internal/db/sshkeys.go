@@ -32,3 +32,10 @@ func (d *DB) SSHKeysByUser(ctx context.Context, userID string) ([]*ferry.SSHKey,
 	}
 	return out, dbErr("SSHKeysByUser", rows.Err())
 }
+
+// DeleteSSHKey deletes one of a user's SSH keys; a key of another user is
+// NotExist.
+func (d *DB) DeleteSSHKey(ctx context.Context, id, userID string) error {
+	res, err := d.sql.ExecContext(ctx, `DELETE FROM ssh_keys WHERE id = $1 AND user_id = $2`, id, userID)
+	return affectedOne("DeleteSSHKey", res, err)
+}

@@ -49,6 +49,7 @@ type pageData struct {
 	Email    string
 	Sessions []*ferry.Session
 	Tokens   []*ferry.Token
+	SSHKeys  []*ferry.SSHKey
 	NewToken string
 	Heading  string
 	Message  string
@@ -251,6 +252,8 @@ func (h *public) browserRoutes() []route {
 		{"POST /account/sessions/{id}/revoke", h.page(signedIn, h.revokeSession)},
 		{"POST /account/tokens", h.page(signedIn, h.createToken)},
 		{"POST /account/tokens/{id}/revoke", h.page(signedIn, h.revokeToken)},
+		{"POST /account/sshkeys", h.page(signedIn, h.addSSHKey)},
+		{"POST /account/sshkeys/{id}/delete", h.page(signedIn, h.removeSSHKey)},
 		{"POST /account/password", h.page(signedIn, h.changePassword)},
 		{"GET /static/{file}", http.HandlerFunc(h.static)},
 	}
@@ -366,6 +369,9 @@ func (h *public) showAccount(w http.ResponseWriter, r *http.Request, wr *webReq,
 	if d.Tokens, err = h.auth.Tokens(ctx, wr.p); err != nil {
 		return err
 	}
+	if d.SSHKeys, err = h.auth.SSHKeys(ctx, wr.p); err != nil {
+		return err
+	}
 	d.NewToken = newToken
 	if d.Data, err = h.accountExtras(r, wr); err != nil {
 		return err
@@ -403,5 +409,21 @@ func (h *public) revokeToken(w http.ResponseWriter, r *http.Request, wr *webReq)
 		return err
 	}
 	http.Redirect(w, r, "/account", http.StatusSeeOther)
+	return nil
+}
+
+func (h *public) addSSHKey(w http.ResponseWriter, r *http.Request, wr *webReq) error {
+	if _, err := h.auth.AddOwnSSHKey(r.Context(), wr.p, r.PostForm.Get("key")); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/account#ssh-keys", http.StatusSeeOther)
+	return nil
+}
+
+func (h *public) removeSSHKey(w http.ResponseWriter, r *http.Request, wr *webReq) error {
+	if err := h.auth.RemoveOwnSSHKey(r.Context(), wr.p, r.PathValue("id")); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/account#ssh-keys", http.StatusSeeOther)
 	return nil
 }

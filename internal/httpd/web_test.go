@@ -1,6 +1,8 @@
 package httpd_test
 
 import (
+	"crypto/ed25519"
+	"crypto/rand"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -8,6 +10,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"ferry.dev/ferry/internal/ferrytest"
 )
@@ -209,5 +214,70 @@ func TestRoleChangeEndsSessions(t *testing.T) {
 	}
 	if _, _, err := s.Run("", "admin", "user", "role", "carol@acme.test", "--role", "king"); err == nil {
 		t.Fatal("an unknown role was accepted")
+	}
+}
+
+// TestWebSSHKeys: a user adds an SSH key on the account page, logs in over
+// SFTP with it, removes it, and can no longer; another user cannot remove
+// it.
+func TestWebSSHKeys(t *testing.T) {
+	s := ferrytest.Start(t)
+	withPassword(t, s, "acme", "carol@acme.test", "user", "correct horse battery")
+	withPassword(t, s, "acme", "dave@acme.test", "user", "correct horse battery")
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sshPub, _ := ssh.NewPublicKey(pub)
+	signer, _ := ssh.NewSignerFromKey(priv)
+	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sshPub))) + " carol@laptop"
+	sftpLogin := func() error {
+		c, err := ssh.Dial("tcp", s.SFTPAddr, &ssh.ClientConfig{User: "carol@acme.test", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)},
+			HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}
+	if err := sftpLogin(); err == nil {
+		t.Fatal("an unregistered key logged in")
+	}
+
+	b := newBrowser(t, s)
+	b.post("/login", url.Values{"email": {"carol@acme.test"}, "password": {"correct horse battery"}})
+	_, page := b.get("/account")
+	csrf := csrfOf(t, page)
+	if res, page := b.post("/account/sshkeys", url.Values{"csrf": {csrf}, "key": {"not a key"}}); res.StatusCode != http.StatusBadRequest || !strings.Contains(page, "SSH public key") {
+		t.Fatalf("a malformed key: %d", res.StatusCode)
+	}
+	if res, _ := b.post("/account/sshkeys", url.Values{"csrf": {csrf}, "key": {line}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("add key: %d", res.StatusCode)
+	}
+	_, page = b.get("/account")
+	if !strings.Contains(page, "carol@laptop") || !strings.Contains(page, ssh.FingerprintSHA256(sshPub)) {
+		t.Fatalf("the key is not listed:\n%s", page)
+	}
+	if err := sftpLogin(); err != nil {
+		t.Fatalf("SFTP login with the added key: %v", err)
+	}
+	id := regexp.MustCompile(`/account/sshkeys/([0-9a-f]+)/delete`).FindStringSubmatch(page)
+	if id == nil {
+		t.Fatal("no remove form")
+	}
+	// Dave cannot remove Carol's key.
+	bd := newBrowser(t, s)
+	bd.post("/login", url.Values{"email": {"dave@acme.test"}, "password": {"correct horse battery"}})
+	_, dpage := bd.get("/account")
+	if res, _ := bd.post("/account/sshkeys/"+id[1]+"/delete", url.Values{"csrf": {csrfOf(t, dpage)}}); res.StatusCode != http.StatusNotFound {
+		t.Fatalf("another user's remove: %d", res.StatusCode)
+	}
+	if res, _ := b.post("/account/sshkeys/"+id[1]+"/delete", url.Values{"csrf": {csrf}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("remove: %d", res.StatusCode)
+	}
+	if err := sftpLogin(); err == nil {
+		t.Fatal("a removed key still logs in")
+	}
+	if log := auditLog(t, s, "sshkey.*"); !strings.Contains(log, "sshkey.add") || !strings.Contains(log, "sshkey.remove") {
+		t.Fatalf("key changes not audited:\n%s", log)
 	}
 }
