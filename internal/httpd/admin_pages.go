@@ -89,6 +89,18 @@ func (h *adminPlane) userDisable(w http.ResponseWriter, r *http.Request, ar *adm
 	return nil
 }
 
+func (h *adminPlane) userRole(w http.ResponseWriter, r *http.Request, ar *adminReq) error {
+	role, err := ferry.ParseRole(r.PostForm.Get("role"))
+	if err == nil {
+		err = h.admin.SetRole(r.Context(), ar.p, r.PostForm.Get("email"), role)
+	}
+	if err != nil {
+		return h.formError(w, r, ar, "users", "Users", err)
+	}
+	back(w, r, "users")
+	return nil
+}
+
 func (h *adminPlane) userMFAReset(w http.ResponseWriter, r *http.Request, ar *adminReq) error {
 	if err := h.admin.ResetSecondFactors(r.Context(), ar.p, r.PostForm.Get("email")); err != nil {
 		return h.formError(w, r, ar, "users", "Users", err)

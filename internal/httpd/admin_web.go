@@ -52,6 +52,9 @@ type adminData struct {
 func adminFuncs() template.FuncMap {
 	return template.FuncMap{
 		"pathesc": url.PathEscape,
+		"roles": func() []string {
+			return []string{string(ferry.RoleUser), string(ferry.RoleExternal), string(ferry.RoleAdmin)}
+		},
 		"when": func(t time.Time) string {
 			if t.IsZero() {
 				return "—"
@@ -286,6 +289,7 @@ func (h *adminPlane) adminWebRoutes() []route {
 		{"GET /admin/orgs/{org}/users", h.page(signedIn, h.usersPage)},
 		{"POST /admin/orgs/{org}/users", h.page(signedIn, h.userCreate)},
 		{"POST /admin/orgs/{org}/users/disable", h.page(signedIn, h.userDisable)},
+		{"POST /admin/orgs/{org}/users/role", h.page(signedIn, h.userRole)},
 		{"POST /admin/orgs/{org}/users/mfa-reset", h.page(signedIn, h.userMFAReset)},
 		{"GET /admin/orgs/{org}/parties", h.page(signedIn, h.partiesPage)},
 		{"POST /admin/orgs/{org}/parties", h.page(signedIn, h.partyCreate)},

@@ -305,16 +305,18 @@ func TestAdminPages(t *testing.T) {
 	}
 	post("/admin/orgs/acme/policy", url.Values{"min_password_len": {"14"}, "passkeys": {"allowed"}, "session_idle_minutes": {"20"}, "session_max_minutes": {"600"}, "mfa_required": {"1"}}, 303)
 	post("/admin/orgs/acme/users/disable", url.Values{"email": {"ext@initech.test"}}, 303)
+	post("/admin/orgs/acme/users/role", url.Values{"email": {"bob@acme.test"}, "role": {"admin"}}, 303)
+	post("/admin/orgs/acme/users/role", url.Values{"email": {"bob@acme.test"}, "role": {"king"}}, 400)
 
 	pages := map[string][]string{
 		"/admin/orgs":                 {"acme"},
-		"/admin/orgs/acme/users":      {"bob@acme.test", "ext@initech.test", "disabled", "Initech &lt;b&gt;"},
+		"/admin/orgs/acme/users":      {"bob@acme.test", "ext@initech.test", "disabled", "Initech &lt;b&gt;", `<option value="admin" selected>admin</option>`},
 		"/admin/orgs/acme/parties":    {"Initech &lt;b&gt;", "cfo@initech.test, ops@initech.test"},
 		"/admin/orgs/acme/folders":    {"/customers/initech", "list,read,write", "list,read", `class="granted"`},
 		"/admin/orgs/acme/tokens":     {"bob@acme.test", "<code>"},
 		"/admin/orgs/acme/policy":     {`value="14"`, `value="20"`, `name="mfa_required" value="1" checked`},
 		"/admin/":                     {"<svg", "Bytes in and out per day", "Failed sign-ins", `class="in"`},
-		"/admin/audit":                {"user.create", "grant.set", "policy.set", "Latest signed checkpoint"},
+		"/admin/audit":                {"user.create", "grant.set", "policy.set", "user.role", "alert.admin", "Latest signed checkpoint"},
 		"/admin/audit?verify=1":       {"Verified:", "records"},
 		"/admin/audit?action=party.*": {"party.create"},
 	}
