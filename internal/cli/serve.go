@@ -104,7 +104,7 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	limiter := auth.NewLimiter(limCfg, now)
 	sftpSrv, err := sftpd.New(sftpd.Config{HostKeys: hostKeys, LegacyAlgorithms: cfg.SFTPLegacy, Logger: logger,
 		MaxConnsPerIP: cfg.SFTPConnsPerIP, MaxSessions: cfg.SFTPSessions, MaxAuthTries: cfg.SFTPAuthTries,
-		IdleTimeout: cfg.SFTPIdle, LoginGraceTime: cfg.SFTPLoginGrace}, tr, au, limiter)
+		IdleTimeout: cfg.SFTPIdle, LoginGraceTime: cfg.SFTPLoginGrace, MaxBufferedWrites: cfg.SFTPBuffered}, tr, au, limiter)
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ type Config struct {
 	SFTPAuthTries   int           // failed authentications per SFTP connection
 	SFTPIdle        time.Duration // SFTP connection idle timeout
 	SFTPLoginGrace  time.Duration // time from connecting to logging in
+	SFTPBuffered    int64         // server-wide budget for out-of-order SFTP write data, bytes
 	AdminAddr       string        // admin HTTPS listener (loopback by default)
 	DB              string        // database DSN; empty: SQLite at Data/ferry.db
 	TLSCert         string        // PEM certificate; empty: Data/tls/cert.pem, generated
@@ -73,6 +74,10 @@ var options = []option{
 	}},
 	{"sftp-login-grace", "FERRY_SFTP_LOGIN_GRACE", "60s", "time an SFTP client has from connecting to logging in", func(c *Config, v string) (err error) {
 		c.SFTPLoginGrace, err = time.ParseDuration(v)
+		return err
+	}},
+	{"sftp-max-buffered-writes", "FERRY_SFTP_MAX_BUFFERED_WRITES", "268435456", "bytes of out-of-order SFTP write data held in memory across all sessions", func(c *Config, v string) (err error) {
+		c.SFTPBuffered, err = strconv.ParseInt(v, 10, 64)
 		return err
 	}},
 	{"sftp-legacy-algorithms", "FERRY_SFTP_LEGACY_ALGORITHMS", "false", "also offer legacy SSH algorithms for old partner systems: AES-CTR with HMAC-SHA2 (libssh2 before 1.11), finite-field DH, HMAC-SHA1, ssh-rsa; logged at start", func(c *Config, v string) (err error) {
@@ -207,6 +212,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxUpload <= 0 {
 		return fmt.Errorf("max-upload must be positive")
+	}
+	if c.SFTPBuffered < 8<<20 {
+		return fmt.Errorf("sftp-max-buffered-writes must be at least 8388608 (one session's window)")
 	}
 	if c.SFTPConnsPerIP <= 0 || c.SFTPSessions <= 0 || c.SFTPAuthTries <= 0 || c.SFTPIdle <= 0 || c.SFTPLoginGrace <= 0 {
 		return fmt.Errorf("the sftp limits and timeouts must be positive")
