@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -104,7 +105,10 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	limiter := auth.NewLimiter(limCfg, now)
 	sftpSrv, err := sftpd.New(sftpd.Config{HostKeys: hostKeys, LegacyAlgorithms: cfg.SFTPLegacy, Logger: logger,
 		MaxConnsPerIP: cfg.SFTPConnsPerIP, MaxSessions: cfg.SFTPSessions, MaxAuthTries: cfg.SFTPAuthTries,
-		IdleTimeout: cfg.SFTPIdle, LoginGraceTime: cfg.SFTPLoginGrace, MaxBufferedWrites: cfg.SFTPBuffered}, tr, au, limiter)
+		IdleTimeout: cfg.SFTPIdle, LoginGraceTime: cfg.SFTPLoginGrace, MaxBufferedWrites: cfg.SFTPBuffered,
+		// Between bursts of sessions, give the memory they freed back to
+		// the system rather than holding the peak.
+		OnIdle: debug.FreeOSMemory}, tr, au, limiter)
 	if err != nil {
 		return err
 	}

@@ -34,8 +34,8 @@ func TestPrecedence(t *testing.T) {
 	if c.SFTPConnsPerIP != 256 || c.SFTPSessions != 10 || c.SFTPAuthTries != 6 || c.SFTPIdle != 15*time.Minute || c.UploadTTL != 24*time.Hour {
 		t.Fatalf("defaults: %+v", c)
 	}
-	c, err = Load([]string{"--sftp-max-conns-per-ip", "1000", "--sftp-idle-timeout", "1h"}, func(k string) string { return "" }, read, io.Discard)
-	if err != nil || c.SFTPConnsPerIP != 1000 || c.SFTPIdle != time.Hour {
+	c, err = Load([]string{"--sftp-max-conns-per-ip", "1000", "--sftp-idle-timeout", "1h", "--sftp-max-buffered-writes", "1073741824"}, func(k string) string { return "" }, read, io.Discard)
+	if err != nil || c.SFTPConnsPerIP != 1000 || c.SFTPIdle != time.Hour || c.SFTPBuffered != 1<<30 {
 		t.Fatalf("sftp limits: %+v %v", c, err)
 	}
 }
@@ -55,6 +55,7 @@ func TestBadConfig(t *testing.T) {
 		{[]string{"--tls-cert", "a.pem"}, "", "go together"},
 		{[]string{"extra"}, "", "unexpected argument"},
 		{[]string{"--sftp-max-conns-per-ip", "0"}, "", "must be positive"},
+		{[]string{"--sftp-max-buffered-writes", "1000"}, "", "at least 8388608"},
 		{[]string{"--upload-ttl", "-1h"}, "", "must be positive"},
 	} {
 		_, err := Load(tc.args, none, func(string) ([]byte, error) { return []byte(tc.file), nil }, io.Discard)

@@ -172,7 +172,7 @@ func TestConcurrentSessionsReleaseEverything(t *testing.T) {
 
 	e := newEnv(t)
 	e.user(t, "alice@acme.test", "alice password 1", ferry.RoleAdmin)
-	_, addr := e.startServer(t, sftpd.Config{}, nil)
+	_, addr := e.startServer(t, sftpd.Config{OnIdle: debug.FreeOSMemory}, nil)
 	data := make([]byte, size)
 	rand.Read(data)
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,7 +44,12 @@ type Config struct {
 	// whose write does not fit waits for room; the write of the next
 	// expected byte never waits. Default 256 MiB.
 	MaxBufferedWrites int64
-	Logger            *slog.Logger
+	// OnIdle, when set, is called once the server has had no connection
+	// for 5 seconds: the process may then return the memory the sessions
+	// freed (ferry serve passes debug.FreeOSMemory; that is a decision for
+	// the whole process, so it is not this package's to make).
+	OnIdle func()
+	Logger *slog.Logger
 }
 
 const defaultMaxBufferedWrites = 256 << 20
@@ -270,8 +274,8 @@ func (s *Server) admit(c *conn) error {
 }
 
 // release unregisters a connection. When the last one has gone and no other
-// has come for idleFreeAfter, the memory the sessions used is returned to
-// the operating system: transfers allocate in bursts (about 10 MB per
+// has come for idleFreeAfter, Config.OnIdle is called (ferry serve returns
+// the memory the sessions used to the operating system): transfers allocate in bursts (about 10 MB per
 // session, mostly pkg/sftp's request buffers), and the Go runtime would
 // otherwise keep the pages of a busy hour until its next collection (up to
 // two minutes away while idle), and release them slowly after that.
@@ -282,7 +286,7 @@ func (s *Server) release(c *conn) {
 	if s.perIP[c.key]--; s.perIP[c.key] <= 0 {
 		delete(s.perIP, c.key)
 	}
-	if len(s.conns) > 0 || s.closing {
+	if len(s.conns) > 0 || s.closing || s.cfg.OnIdle == nil {
 		return
 	}
 	if s.idleFree == nil {
@@ -298,8 +302,8 @@ func (s *Server) freeIfIdle() {
 	s.mu.Lock()
 	idle := len(s.conns) == 0 && !s.closing
 	s.mu.Unlock()
-	if idle {
-		debug.FreeOSMemory()
+	if idle && s.cfg.OnIdle != nil {
+		s.cfg.OnIdle()
 	}
 }
 
