@@ -2,7 +2,6 @@ package httpd
 
 import (
 	"crypto/rand"
-	"crypto/subtle"
 	"embed"
 	"encoding/base64"
 	"errors"
@@ -179,21 +178,9 @@ func (h *adminPlane) page(need pageNeed, fn adminPageFunc) http.Handler {
 			}
 		}
 		if r.Method == http.MethodPost {
-			if err := sameOrigin(r); err != nil {
+			if err := checkForm(w, r, ar.secret); err != nil {
 				h.renderAdminPage(w, r, ar, err)
 				return
-			}
-			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-			if err := r.ParseForm(); err != nil {
-				h.renderAdminPage(w, r, ar, ferry.E("httpd.adminPage", ferry.Invalid, "malformed form"))
-				return
-			}
-			if ar.sess != nil {
-				want := auth.CSRFToken(ar.secret)
-				if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(want)) != 1 {
-					h.renderAdminPage(w, r, ar, ferry.E("httpd.adminPage", ferry.Permission, "the form expired or did not come from Ferry; reload the page and try again"))
-					return
-				}
 			}
 		}
 		switch {

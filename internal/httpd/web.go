@@ -135,21 +135,9 @@ func (h *public) page(need pageNeed, fn pageFunc) http.Handler {
 			}
 		}
 		if r.Method == http.MethodPost {
-			if err := sameOrigin(r); err != nil {
+			if err := checkForm(w, r, wr.secret); err != nil {
 				h.renderPage(w, r, wr, err)
 				return
-			}
-			r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-			if err := r.ParseForm(); err != nil {
-				h.renderPage(w, r, wr, ferry.E("httpd.page", ferry.Invalid, "malformed form"))
-				return
-			}
-			if wr.sess != nil {
-				want := auth.CSRFToken(wr.secret)
-				if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(want)) != 1 {
-					h.renderPage(w, r, wr, ferry.E("httpd.page", ferry.Permission, "the form expired or did not come from Ferry; reload the page and try again"))
-					return
-				}
 			}
 		}
 		switch {
@@ -170,6 +158,25 @@ func (h *public) page(need pageNeed, fn pageFunc) http.Handler {
 			h.renderPage(w, r, wr, err)
 		}
 	})
+}
+
+// checkForm guards a POSTed form of either listener's pages: it must come
+// from Ferry's own origin, be at most 64 KiB, parse, and — when the browser
+// has a session (secret is its cookie's value) — carry the session's CSRF
+// token.
+func checkForm(w http.ResponseWriter, r *http.Request, secret string) error {
+	const op = "httpd.checkForm"
+	if err := sameOrigin(r); err != nil {
+		return err
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		return ferry.E(op, ferry.Invalid, "malformed form", err)
+	}
+	if secret != "" && subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf")), []byte(auth.CSRFToken(secret))) != 1 {
+		return ferry.E(op, ferry.Permission, "the form expired or did not come from Ferry; reload the page and try again")
+	}
+	return nil
 }
 
 // sameOrigin refuses a state-changing browser request that another site
