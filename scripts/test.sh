@@ -14,6 +14,7 @@
 set -euo pipefail
 
 STATICCHECK_VERSION=v0.8.2 # supports Go 1.26 (its go.mod says go 1.26.0)
+MAILPIT_VERSION=v1.33.1     # the real SMTP server of the mail tests (TESTING.md)
 GO_TEST_TIMEOUT=40m
 
 mode=${1:-full}
@@ -125,6 +126,32 @@ staticcheck_bin() {
   echo "$dir/staticcheck"
 }
 
+# Mailpit, the SMTP server the mail tests deliver to, is built once per
+# version (about 5 minutes cold) into the same cache. Prints the binary's path.
+mailpit_bin() {
+  local dir="$tools/mailpit-$MAILPIT_VERSION"
+  if [ ! -x "$dir/mailpit" ]; then
+    say "building mailpit $MAILPIT_VERSION into $dir (once, a few minutes)" >&2
+    local tmp
+    mkdir -p "$tools"
+    tmp=$(mktemp -d "$tools/.build.XXXXXX")
+    GOBIN="$tmp" GOFLAGS=-buildvcs=false go install "github.com/axllent/mailpit@$MAILPIT_VERSION" >&2 || {
+      rm -rf "$tmp"
+      return 1
+    }
+    mkdir -p "$dir"
+    mv -f "$tmp/mailpit" "$dir/mailpit"
+    rm -rf "$tmp"
+  fi
+  echo "$dir/mailpit"
+}
+
+install_mailpit() {
+  FERRY_MAILPIT=$(mailpit_bin) || return 1
+  export FERRY_MAILPIT
+  "$FERRY_MAILPIT" version 2>/dev/null | head -n 1 || true
+}
+
 # ---------------------------------------------------------------- checks
 
 go_files() {
@@ -202,6 +229,7 @@ start_postgres() {
 # ---------------------------------------------------------------- run
 
 step prerequisites install_prereqs
+if [ "$mode" != lint ]; then step mailpit install_mailpit; fi
 [ ${#failed[@]} -eq 0 ] || die "prerequisites missing"
 
 step "gofmt -l" check_gofmt

@@ -43,7 +43,6 @@ type rule struct {
 //
 // Rows for packages that STYLE.md plans, to copy when they are added:
 //
-//	"internal/guard":   {allow: []string{"internal/ferry", "internal/config", "internal/db", "internal/audit"}},
 //	"internal/blob/s3": {allow: []string{"internal/ferry", "internal/blob"}},
 var table = map[string]rule{
 	// The binary: main wires everything through cli.Run.
@@ -62,10 +61,16 @@ var table = map[string]rule{
 	"internal/db/dbtest":     {allow: []string{"internal/ferry", "internal/db"}, testHelper: true},
 	"internal/blob/blobtest": {allow: []string{"internal/ferry", "internal/blob"}, testHelper: true},
 
+	// Mail: the durable outbox and its SMTP delivery (templates, retries).
+	"internal/mail": {allow: []string{"internal/ferry", "internal/config", "internal/db"}},
+	// The exfiltration guard: counters, freezes, canaries and alerts (by
+	// audit record, mail and webhook).
+	"internal/guard": {allow: []string{"internal/ferry", "internal/config", "internal/db", "internal/audit", "internal/mail"}},
+
 	// The rules: transfer is the one path for file content (DESIGN 1).
-	"internal/auth":     {allow: []string{"internal/ferry", "internal/config", "internal/db", "internal/audit", "internal/keys"}},
-	"internal/transfer": {allow: []string{"internal/ferry", "internal/config", "internal/db", "internal/blob", "internal/keys", "internal/audit", "internal/auth"}},
-	"internal/admin":    {allow: []string{"internal/ferry", "internal/config", "internal/db", "internal/blob", "internal/keys", "internal/audit", "internal/auth", "internal/transfer"}},
+	"internal/auth":     {allow: []string{"internal/ferry", "internal/config", "internal/db", "internal/audit", "internal/keys", "internal/mail", "internal/guard"}},
+	"internal/transfer": {allow: []string{"internal/ferry", "internal/config", "internal/db", "internal/blob", "internal/keys", "internal/audit", "internal/auth", "internal/mail", "internal/guard"}},
+	"internal/admin":    {allow: []string{"internal/ferry", "internal/config", "internal/db", "internal/blob", "internal/keys", "internal/audit", "internal/auth", "internal/transfer", "internal/mail", "internal/guard"}},
 
 	// Adapters translate; they never touch the blob store, the keys or the
 	// tables (DESIGN 1), so db, blob and keys are not allowed here.
@@ -82,7 +87,7 @@ var table = map[string]rule{
 
 	// Wiring: cli builds every piece and starts the listeners; its client
 	// commands speak to a server through internal/client only.
-	"internal/cli": {allow: []string{"internal/ferry", "internal/config", "internal/db", "internal/blob", "internal/blob/local", "internal/keys", "internal/audit", "internal/auth", "internal/transfer", "internal/admin", "internal/httpd", "internal/sftpd", "internal/client"}},
+	"internal/cli": {allow: []string{"internal/ferry", "internal/config", "internal/db", "internal/blob", "internal/blob/local", "internal/keys", "internal/audit", "internal/auth", "internal/transfer", "internal/admin", "internal/httpd", "internal/sftpd", "internal/client", "internal/mail", "internal/guard"}},
 
 	// ferrytest starts the whole server through the same cli.Run as main
 	// (STYLE.md "A tiny main, tests that run the real program"): the one

@@ -351,6 +351,9 @@ type Principal struct {
 	Scope       Scope  // an API token's scope; 0 (sessions, SFTP, operator): no restriction beyond permissions
 	Operator    bool   // the local operator on the admin socket (full power)
 	System      bool   // Ferry itself
+	ShareID     string // the share link used, for a share-link visitor
+	PackageID   string // the package, for a package recipient signed in by one-time code
+	Guest       string // an external package recipient's email address (no user account)
 }
 
 // Name returns the principal as it appears in audit records.
