@@ -261,7 +261,7 @@ func (h *adminPlane) renderAdminPage(w http.ResponseWriter, r *http.Request, ar 
 // listener's browserRoutes it is outside the API (and docs/openapi.yaml);
 // none of its paths exists on the public listener.
 func (h *adminPlane) adminWebRoutes() []route {
-	return []route{
+	routes := []route{
 		{"GET /{$}", http.RedirectHandler("/admin/", http.StatusSeeOther)},
 		{"GET /login", http.RedirectHandler("/admin/login", http.StatusSeeOther)},
 		{"GET /admin/static/{file}", http.HandlerFunc(adminStatic)},
@@ -291,6 +291,8 @@ func (h *adminPlane) adminWebRoutes() []route {
 		{"GET /admin/audit", h.page(signedIn, h.auditPage)},
 		{"GET /admin/audit/export", h.page(signedIn, h.auditExport)},
 	}
+	// Further pages, each topic with its own table in its own file.
+	return routes
 }
 
 func adminStatic(w http.ResponseWriter, r *http.Request) {
