@@ -61,16 +61,20 @@ var table = map[string]rule{
 	"internal/db/dbtest":     {allow: []string{"internal/ferry", "internal/db"}, testHelper: true},
 	"internal/blob/blobtest": {allow: []string{"internal/ferry", "internal/blob"}, testHelper: true},
 
+	// Outbound HTTP for webhooks and OIDC discovery: a client whose dialer
+	// refuses loopback, private and link-local targets unless allow-listed
+	// (no SSRF). Standard library only.
+	"internal/outbound": {stdOnly: true},
 	// Mail: the durable outbox and its SMTP delivery (templates, retries).
 	"internal/mail": {allow: []string{"internal/ferry", "internal/config", "internal/db"}},
 	// The exfiltration guard: counters, freezes, canaries and alerts (by
 	// audit record, mail and webhook).
-	"internal/guard": {allow: []string{"internal/ferry", "internal/config", "internal/db", "internal/audit", "internal/mail"}},
+	"internal/guard": {allow: []string{"internal/ferry", "internal/config", "internal/db", "internal/audit", "internal/mail", "internal/outbound"}},
 
 	// The rules: transfer is the one path for file content (DESIGN 1).
-	"internal/auth":     {allow: []string{"internal/ferry", "internal/config", "internal/db", "internal/audit", "internal/keys", "internal/mail", "internal/guard"}},
+	"internal/auth":     {allow: []string{"internal/ferry", "internal/config", "internal/db", "internal/audit", "internal/keys", "internal/mail", "internal/guard", "internal/outbound"}},
 	"internal/transfer": {allow: []string{"internal/ferry", "internal/config", "internal/db", "internal/blob", "internal/keys", "internal/audit", "internal/auth", "internal/mail", "internal/guard"}},
-	"internal/admin":    {allow: []string{"internal/ferry", "internal/config", "internal/db", "internal/blob", "internal/keys", "internal/audit", "internal/auth", "internal/transfer", "internal/mail", "internal/guard"}},
+	"internal/admin":    {allow: []string{"internal/ferry", "internal/config", "internal/db", "internal/blob", "internal/keys", "internal/audit", "internal/auth", "internal/transfer", "internal/mail", "internal/guard", "internal/outbound"}},
 
 	// Adapters translate; they never touch the blob store, the keys or the
 	// tables (DESIGN 1), so db, blob and keys are not allowed here.
@@ -87,7 +91,7 @@ var table = map[string]rule{
 
 	// Wiring: cli builds every piece and starts the listeners; its client
 	// commands speak to a server through internal/client only.
-	"internal/cli": {allow: []string{"internal/ferry", "internal/config", "internal/db", "internal/blob", "internal/blob/local", "internal/keys", "internal/audit", "internal/auth", "internal/transfer", "internal/admin", "internal/httpd", "internal/sftpd", "internal/client", "internal/mail", "internal/guard"}},
+	"internal/cli": {allow: []string{"internal/ferry", "internal/config", "internal/db", "internal/blob", "internal/blob/local", "internal/keys", "internal/audit", "internal/auth", "internal/transfer", "internal/admin", "internal/httpd", "internal/sftpd", "internal/client", "internal/mail", "internal/guard", "internal/outbound"}},
 
 	// ferrytest starts the whole server through the same cli.Run as main
 	// (STYLE.md "A tiny main, tests that run the real program"): the one
@@ -100,7 +104,9 @@ var table = map[string]rule{
 
 	// Test-only packages: no non-test code.
 	"internal/fence": {},
-	"bench":          {},
+	// The attack suite (issue 9): end-to-end attacks on the running server.
+	"internal/attack": {},
+	"bench":           {},
 
 	// A load generator for the REST API: its own binary, which starts and
 	// drives the real server, hence os/exec.
