@@ -292,6 +292,7 @@ func (h *adminPlane) adminWebRoutes() []route {
 		{"GET /admin/audit/export", h.page(signedIn, h.auditExport)},
 	}
 	// Further pages, each topic with its own table in its own file.
+	routes = append(routes, h.adminUsersRoutes()...) // admin_users.go
 	return routes
 }
 
