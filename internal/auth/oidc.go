@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"ferry.dev/ferry/internal/db"
 	"ferry.dev/ferry/internal/ferry"
 	"ferry.dev/ferry/internal/keys"
+	"ferry.dev/ferry/internal/outbound"
 )
 
 // Single sign-on through OpenID Connect.
@@ -180,9 +182,26 @@ func isLoopbackHost(h string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// ssoContext gives go-oidc and oauth2 an HTTP client with a timeout.
-func ssoContext(ctx context.Context) context.Context {
-	return oidc.ClientContext(ctx, &http.Client{Timeout: ssoHTTPTimeout})
+// SetOutboundAllow sets the internal networks (loopback, private…) that
+// identity providers may be reached on (config outbound-allow). Without it,
+// a provider whose address is internal is refused (internal/outbound).
+func (s *Service) SetOutboundAllow(allow []netip.Prefix) {
+	s.sso.mu.Lock()
+	defer s.sso.mu.Unlock()
+	s.sso.client = outbound.NewClient(allow, ssoHTTPTimeout)
+	s.sso.m = nil
+}
+
+// ssoContext gives go-oidc and oauth2 the outbound client: a timeout, and no
+// connection to an internal address that is not allow-listed (no SSRF
+// through an issuer URL or a discovery document naming internal endpoints).
+func (s *Service) ssoContext(ctx context.Context) context.Context {
+	s.sso.mu.Lock()
+	defer s.sso.mu.Unlock()
+	if s.sso.client == nil {
+		s.sso.client = outbound.NewClient(nil, ssoHTTPTimeout)
+	}
+	return oidc.ClientContext(ctx, s.sso.client)
 }
 
 // ssoProviderTTL is how long a provider's discovery document (and with it
@@ -194,8 +213,9 @@ const ssoProviderTTL = 10 * time.Minute
 // start does not make Ferry fetch the provider's discovery document (and
 // keys) every time: one fetch per issuer per ssoProviderTTL.
 type ssoCache struct {
-	mu sync.Mutex
-	m  map[string]ssoCached
+	mu     sync.Mutex
+	m      map[string]ssoCached
+	client *http.Client // see SetOutboundAllow
 }
 
 type ssoCached struct {
@@ -215,7 +235,7 @@ func (s *Service) provider(ctx context.Context, issuer string) (*oidc.Provider, 
 	}
 	// The provider keeps its context for later key fetches: it must not be
 	// the request's, which ends with the request.
-	p, err := oidc.NewProvider(ssoContext(context.WithoutCancel(ctx)), issuer)
+	p, err := oidc.NewProvider(s.ssoContext(context.WithoutCancel(ctx)), issuer)
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +257,7 @@ func (s *Service) SetSSO(ctx context.Context, spec SSOSpec) error {
 	if err := CheckSSOSpec(&spec); err != nil {
 		return err
 	}
-	if _, err := oidc.NewProvider(ssoContext(ctx), spec.Issuer); err != nil {
+	if _, err := oidc.NewProvider(s.ssoContext(ctx), spec.Issuer); err != nil {
 		return ferry.E(op, ferry.Invalid, "the issuer does not answer OpenID Connect discovery for itself: "+clip(err.Error(), 300))
 	}
 	kekID, wrapped, sealed, err := s.sealSecret(ctx, spec.OrgID, spec.ClientID, spec.ClientSecret)
@@ -433,7 +453,7 @@ func (s *Service) BeginSSO(ctx context.Context, o *ferry.Org, callback, next, lo
 // the browser: msg, of kind (Unauthenticated or Permission).
 func (s *Service) ssoDeny(ctx context.Context, orgID, email string, c Client, why string, kind ferry.Kind, msg string) error {
 	ev := &ferry.Event{Action: "auth.login", Outcome: ferry.OutcomeDenied, Actor: "sso", OrgID: orgID, Remote: c.Remote,
-		Protocol: "https", Detail: "oidc: " + clip(why, 300)}
+		Protocol: planeProtocol(c.plane()), Detail: "oidc: " + clip(why, 300)}
 	if email != "" {
 		ev.Actor = quoteName(email)
 		if u, err := s.db.UserByEmail(ctx, email); err == nil && u.OrgID == orgID {
@@ -486,7 +506,7 @@ func (s *Service) FinishSSO(ctx context.Context, cb SSOCallback, browser, callba
 	if err != nil {
 		return "", nil, "", err
 	}
-	hctx := ssoContext(ctx)
+	hctx := s.ssoContext(ctx)
 	p, err := s.provider(ctx, cfg.Issuer)
 	if err != nil {
 		s.logger.Warn("single sign-on: provider discovery failed", "issuer", cfg.Issuer, "err", err)
@@ -607,7 +627,9 @@ func (s *Service) ssoUser(ctx context.Context, cfg *db.OIDCConfig, claims *idCla
 		return u, nil
 	case ferry.KindOf(err) != ferry.NotExist:
 		return nil, err
-	case cfg.Provision == ProvisionOff:
+	case cfg.Provision == ProvisionOff || c.plane() == ferry.PlaneAdmin:
+		// The admin listener signs in existing administrators only: it
+		// never creates an account.
 		return nil, s.ssoDeny(ctx, cfg.OrgID, email, c, "unknown user "+email+" and provisioning is off", ferry.Permission,
 			"There is no Ferry account for "+email+". Ask your administrator for one.")
 	}

@@ -24,6 +24,7 @@ import (
 	"ferry.dev/ferry/internal/db"
 	"ferry.dev/ferry/internal/httpd"
 	"ferry.dev/ferry/internal/keys"
+	"ferry.dev/ferry/internal/mail"
 	"ferry.dev/ferry/internal/sftpd"
 	"ferry.dev/ferry/internal/transfer"
 )
@@ -89,10 +90,17 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	metrics := httpd.NewMetrics(func() float64 { return float64(alog.Appends()) })
 	au := auth.New(d, alog, now, rand.Reader, logger)
 	au.SetKEKs(keks)
+	au.SetOutboundAllow(cfg.OutboundAllow)
 	tr := transfer.New(transfer.Config{DB: d, Blobs: blobs, KEKs: keks, Audit: alog, Now: now, Rand: rand.Reader, Logger: logger,
 		Metrics: transfer.Metrics{Transfer: metrics.Transfer}, UploadTTL: cfg.UploadTTL})
 	ad := admin.New(d, au, tr, keks, alog, now, rand.Reader, logger)
 	ad.SetAuditVerifier(verifier, filepath.Join(cfg.Data, "audit", "checkpoint"))
+	// The mail outbox: queued in the database, delivered by outbox.Run
+	// below (internal/mail); give it to whatever sends mail.
+	outbox, err := mail.New(mail.Config{DB: d, SMTPURL: cfg.SMTPURL, From: cfg.MailFrom, PublicURL: cfg.PublicURL, Now: now, Logger: logger})
+	if err != nil {
+		return err
+	}
 	hostKeys, err := sftpd.LoadOrCreateHostKeys(keyDir, rand.Reader, cfg.SFTPLegacy)
 	if err != nil {
 		return fmt.Errorf("SSH host keys: %w", err)
@@ -143,6 +151,9 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 		publicLn.Close()
 		adminLn.Close()
 		return err
+	}
+	if cfg.PublicURL == "" {
+		outbox.SetPublicURL("https://" + publicLn.Addr().String())
 	}
 	sftpLn, err := net.Listen("tcp", cfg.SFTPAddr)
 	if err != nil {
@@ -207,6 +218,11 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	go func() {
 		defer wg.Done()
 		sweep(sweepCtx, tr, cfg.SweepInterval, logger)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		outbox.Run(sweepCtx)
 	}()
 	fmt.Fprintln(env.Stderr, "ferry: ready")
 

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -39,6 +40,13 @@ type Config struct {
 	UploadTTL       time.Duration // how long a resumable upload may sit without a write
 	AdminRemote     bool          // allow a non-loopback admin listener
 	LogLevel        string        // debug, info, warn, error
+	SMTPURL         string        // smtp://[user:pass@]host:port or smtps://…; empty: mail is queued, not sent
+	MailFrom        string        // sender address of Ferry's mail
+	PublicURL       string        // base of links in mails; empty: https://<public listener>
+	// OutboundAllow are the internal networks (loopback, private,
+	// link-local…) that server-side requests (OpenID discovery, webhooks)
+	// may reach; every other internal address is refused (internal/outbound).
+	OutboundAllow []netip.Prefix
 }
 
 // option describes one setting: its flag and config-file key, its
@@ -113,6 +121,34 @@ var options = []option{
 		return err
 	}},
 	{"log-level", "FERRY_LOG_LEVEL", "info", "log level: debug, info, warn, error", str(func(c *Config) *string { return &c.LogLevel })},
+	{"smtp-url", "FERRY_SMTP_URL", "", "SMTP server for Ferry's mail: smtp://[user:pass@]host:port (STARTTLS when offered) or smtps://… (implicit TLS); empty: mail is queued, not sent", str(func(c *Config) *string { return &c.SMTPURL })},
+	{"mail-from", "FERRY_MAIL_FROM", "", "sender address of Ferry's mail (required with smtp-url)", str(func(c *Config) *string { return &c.MailFrom })},
+	{"public-url", "FERRY_PUBLIC_URL", "", "public base URL for links in mails; default https://PUBLIC-ADDR", str(func(c *Config) *string { return &c.PublicURL })},
+	{"outbound-allow", "FERRY_OUTBOUND_ALLOW", "", "CIDR[,CIDR…] of internal networks (loopback, private, link-local) that OpenID discovery and webhooks may reach; all others are refused", func(c *Config, v string) (err error) {
+		c.OutboundAllow, err = parsePrefixes(v)
+		return err
+	}},
+}
+
+// parsePrefixes reads a comma-separated list of CIDR prefixes or single
+// addresses.
+func parsePrefixes(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR prefix or an address", f)
+		}
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 // Load reads the configuration of `ferry serve` from args (flags), getenv and
@@ -221,6 +257,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SweepInterval <= 0 || c.ShutdownTimeout < 0 || c.UploadIdle <= 0 || c.UploadTTL <= 0 {
 		return fmt.Errorf("sweep-interval, upload-idle-timeout and upload-ttl must be positive, shutdown-timeout not negative")
+	}
+	if c.SMTPURL != "" && c.MailFrom == "" {
+		return fmt.Errorf("smtp-url needs mail-from (the sender address)")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -15,7 +15,7 @@ import (
 // as a user provisioned from the verified email.
 func TestBrowserSSO(t *testing.T) {
 	ctx := newChromium(t)
-	s := ferrytest.Start(t)
+	s := ferrytest.Start(t, ferrytest.WithArgs("--outbound-allow", "127.0.0.1/32")) // the OP listens on loopback
 	withPassword(t, s, "acme", "admin@acme.test", "admin", "correct horse battery")
 	base := localhostURL(s)
 	op := startOP(t, []opUser{{"erin@acme.test", true}}, map[string]string{"ferry-acme": base + "/login/sso/callback"})

@@ -54,7 +54,7 @@ func auditLog(t *testing.T, s *ferrytest.Server, action string) string {
 // example OP), end to end with a cookie-keeping client that follows the
 // OP's own login form, and checks every refusal.
 func TestSSO(t *testing.T) {
-	s := ferrytest.Start(t)
+	s := ferrytest.Start(t, ferrytest.WithArgs("--outbound-allow", "127.0.0.1/32")) // the OP listens on loopback
 	withPassword(t, s, "acme", "alice@acme.test", "user", "correct horse battery")
 	withPassword(t, s, "beta", "dave@beta.test", "user", "correct horse battery")
 	withPassword(t, s, "beta", "mallory@acme.test", "user", "correct horse battery")
