@@ -18,6 +18,7 @@ import (
 	"ferry.dev/ferry/internal/db"
 	"ferry.dev/ferry/internal/ferry"
 	"ferry.dev/ferry/internal/keys"
+	"ferry.dev/ferry/internal/mail"
 )
 
 // Service is the one path for file content (DESIGN invariant 1). Protocol
@@ -35,6 +36,9 @@ type Service struct {
 	bufs    sync.Pool // *[]byte of copyBufSize: copy buffers reused across uploads
 
 	uploadTTL time.Duration
+	mail      *mail.Outbox // nil: notifications are not sent
+	pkgMax    int64        // most bytes a package may hold (0: DefaultPackageMaxBytes)
+	shares    shareState   // share links and folder watches (shares.go, watch.go)
 }
 
 const copyBufSize = 256 << 10
@@ -57,6 +61,8 @@ type Config struct {
 	// UploadTTL is how long a resumable upload may sit without a write
 	// before it is shredded (DefaultUploadTTL when 0).
 	UploadTTL time.Duration
+	// Mail is the outbox for notifications (packages); nil sends none.
+	Mail *mail.Outbox
 }
 
 // New returns a transfer service.
@@ -65,7 +71,7 @@ func New(c Config) *Service {
 	if ttl <= 0 {
 		ttl = DefaultUploadTTL
 	}
-	return &Service{db: c.DB, blobs: c.Blobs, keks: c.KEKs, log: c.Audit, now: c.Now, rand: c.Rand, logger: c.Logger, metrics: c.Metrics, uploadTTL: ttl}
+	return &Service{db: c.DB, blobs: c.Blobs, keks: c.KEKs, log: c.Audit, now: c.Now, rand: c.Rand, logger: c.Logger, metrics: c.Metrics, uploadTTL: ttl, mail: c.Mail}
 }
 
 // access is what a principal may do at a path.
@@ -93,6 +99,9 @@ type grantSet struct {
 }
 
 func (s *Service) grantsOf(ctx context.Context, p *ferry.Principal) (grantSet, error) {
+	if p.ShareID != "" { // a share-link visitor: the share record decides (shares.go)
+		return s.shareGrants(ctx, p)
+	}
 	mask := scopePerms(p.Scope)
 	if p.Operator || p.System || p.Role == ferry.RoleAdmin {
 		return grantSet{all: true, mask: mask}, nil
@@ -130,6 +139,9 @@ func (g grantSet) at(path string) access {
 }
 
 func (g grantSet) unmasked(path string) access {
+	if isPackagePath(path) {
+		return access{} // packages are reached only through their own rules (packages.go)
+	}
 	if g.all {
 		return access{perm: ferry.PermAll, visible: true}
 	}
@@ -158,6 +170,9 @@ func isAncestorOrSelf(anc, p string) bool {
 // error when the path is invisible to them (no existence oracle), or a
 // Permission error, both audited as denied.
 func (s *Service) check(ctx context.Context, op string, p *ferry.Principal, ev *ferry.Event, path string, want ferry.Perm) error {
+	if isPackagePath(path) {
+		return s.checkPackage(ctx, op, p, ev, path, want)
+	}
 	g, err := s.grantsOf(ctx, p)
 	if err != nil {
 		return err
