@@ -25,6 +25,7 @@ import (
 	"ferry.dev/ferry/internal/httpd"
 	"ferry.dev/ferry/internal/keys"
 	"ferry.dev/ferry/internal/mail"
+	"ferry.dev/ferry/internal/mail"
 	"ferry.dev/ferry/internal/sftpd"
 	"ferry.dev/ferry/internal/transfer"
 )
@@ -101,6 +102,12 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	if err != nil {
 		return err
 	}
+	// The mail outbox: queued in the database, delivered by outbox.Run
+	// below (internal/mail); give it to whatever sends mail.
+	outbox, err := mail.New(mail.Config{DB: d, SMTPURL: cfg.SMTPURL, From: cfg.MailFrom, PublicURL: cfg.PublicURL, Now: now, Logger: logger})
+	if err != nil {
+		return err
+	}
 	hostKeys, err := sftpd.LoadOrCreateHostKeys(keyDir, rand.Reader, cfg.SFTPLegacy)
 	if err != nil {
 		return fmt.Errorf("SSH host keys: %w", err)
@@ -151,6 +158,9 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 		publicLn.Close()
 		adminLn.Close()
 		return err
+	}
+	if cfg.PublicURL == "" {
+		outbox.SetPublicURL("https://" + publicLn.Addr().String())
 	}
 	if cfg.PublicURL == "" {
 		outbox.SetPublicURL("https://" + publicLn.Addr().String())
@@ -218,6 +228,11 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	go func() {
 		defer wg.Done()
 		sweep(sweepCtx, tr, cfg.SweepInterval, logger)
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		outbox.Run(sweepCtx)
 	}()
 	wg.Add(1)
 	go func() {

@@ -133,6 +133,10 @@ var reviewedTransitive = map[string]string{
 	// implementing xml.Marshaler; Ferry's schema has no xml columns and binds
 	// no such values.
 	"github.com/jackc/pgx/v5/pgtype -> encoding/xml": "pgx's codec for the xml column type, unused by Ferry",
+	// go-mail (the SMTP client of internal/mail) can also hand a message to
+	// a local sendmail binary (Msg.WriteToSendmail*), the only use of
+	// os/exec in the package; Ferry sends over SMTP only and never calls it.
+	"github.com/wneessen/go-mail -> os/exec": "go-mail's optional sendmail delivery, never called by Ferry",
 }
 
 func TestFenceTable(t *testing.T) {

@@ -1,0 +1,291 @@
+package mail
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	gomail "github.com/wneessen/go-mail"
+
+	"ferry.dev/ferry/internal/db"
+)
+
+// smtpTarget is a parsed --smtp-url.
+type smtpTarget struct {
+	host           string
+	port           int
+	implicitTLS    bool // smtps://
+	user, password string
+	hasAuth        bool
+}
+
+// parseSMTPURL parses smtp://[user:pass@]host[:port] (port 25 by default,
+// STARTTLS when the server offers it) or smtps://… (port 465, implicit TLS).
+func parseSMTPURL(s string) (*smtpTarget, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("mail: smtp-url: not a URL")
+	}
+	t := &smtpTarget{}
+	switch u.Scheme {
+	case "smtp":
+		t.port = 25
+	case "smtps":
+		t.port, t.implicitTLS = 465, true
+	default:
+		return nil, fmt.Errorf("mail: smtp-url: want smtp://[user:pass@]host:port or smtps://…")
+	}
+	if u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("mail: smtp-url: want smtp://[user:pass@]host:port or smtps://…")
+	}
+	t.host = u.Hostname()
+	if p := u.Port(); p != "" {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("mail: smtp-url: bad port %q", p)
+		}
+		t.port = n
+	}
+	if u.User != nil {
+		t.user = u.User.Username()
+		t.password, t.hasAuth = u.User.Password()
+		t.hasAuth = t.hasAuth || t.user != ""
+	}
+	return t, nil
+}
+
+// String returns the target without its password, for logs.
+func (t *smtpTarget) String() string {
+	scheme := "smtp"
+	if t.implicitTLS {
+		scheme = "smtps"
+	}
+	return scheme + "://" + net.JoinHostPort(t.host, strconv.Itoa(t.port))
+}
+
+// SMTPTimeout bounds connecting to the SMTP server and each command.
+const SMTPTimeout = 30 * time.Second
+
+func (t *smtpTarget) client() (*gomail.Client, error) {
+	opts := []gomail.Option{
+		gomail.WithPort(t.port),
+		gomail.WithTimeout(SMTPTimeout),
+		gomail.WithTLSConfig(&tls.Config{ServerName: t.host, MinVersion: tls.VersionTLS12}),
+	}
+	if t.implicitTLS {
+		opts = append(opts, gomail.WithSSL())
+	} else {
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSOpportunistic))
+	}
+	if t.hasAuth {
+		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthAutoDiscover), gomail.WithUsername(t.user), gomail.WithPassword(t.password))
+	}
+	return gomail.NewClient(t.host, opts...)
+}
+
+// Run delivers queued mail until ctx is done: it claims due rows, sends
+// them, records the outcome, and sleeps until the next row is due, Enqueue
+// wakes it, or a minute passes (other nodes may have queued mail). Without
+// an SMTP server configured it only purges old rows: mail stays queued.
+func (o *Outbox) Run(ctx context.Context) {
+	if o.smtp != nil {
+		o.log.Info("mail: delivering", "smtp", o.smtp.String(), "from", o.from.Address)
+	} else {
+		o.log.Info("mail: no smtp-url configured; mail is queued but not sent")
+	}
+	lastPurge := time.Time{}
+	for {
+		if o.now().Sub(lastPurge) > time.Hour {
+			lastPurge = o.now()
+			if n, err := o.db.PurgeMail(ctx, o.now().Add(-o.keep)); err != nil && ctx.Err() == nil {
+				o.log.Error("mail: purging old rows", "err", err)
+			} else if n > 0 {
+				o.log.Info("mail: purged finished rows", "rows", n)
+			}
+		}
+		wait := time.Minute
+		if o.smtp != nil {
+			if n, err := o.deliverDue(ctx); err != nil && ctx.Err() == nil {
+				o.log.Error("mail: delivery", "err", err)
+				wait = 10 * time.Second
+			} else if n > 0 {
+				continue // there may be more
+			}
+			if next, err := o.db.NextMailDue(ctx); err == nil && !next.IsZero() {
+				if d := next.Sub(o.now()); d < wait {
+					wait = max(d, 100*time.Millisecond)
+				}
+			}
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-o.wake:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// deliverDue claims a batch of due rows and delivers each; it returns how
+// many it claimed.
+func (o *Outbox) deliverDue(ctx context.Context) (int, error) {
+	rows, err := o.db.ClaimMail(ctx, o.owner, o.now(), o.now().Add(o.lease), 10)
+	if err != nil {
+		return 0, err
+	}
+	for _, m := range rows {
+		if err := o.deliver(ctx, m); err != nil {
+			return len(rows), err
+		}
+	}
+	return len(rows), nil
+}
+
+// deliver sends one claimed row to each pending recipient, then finishes it
+// or schedules a retry.
+func (o *Outbox) deliver(ctx context.Context, m *db.OutboxMail) error {
+	pending, failed := m.Pending, m.Failed
+	var tempErr error
+	c, err := o.smtp.client()
+	if err == nil {
+		dctx, cancel := context.WithTimeout(ctx, SMTPTimeout)
+		err = c.DialWithContext(dctx)
+		cancel()
+	}
+	if err != nil {
+		tempErr = fmt.Errorf("connect to %s: %w", o.smtp, err)
+	} else {
+		var still []string
+		for i, rcpt := range pending {
+			if ctx.Err() != nil {
+				still = append(still, pending[i:]...)
+				tempErr = ctx.Err()
+				break
+			}
+			msg, err := o.build(m, rcpt)
+			if err == nil {
+				err = c.Send(msg)
+			}
+			switch {
+			case err == nil:
+				o.log.Info("mail sent", "id", m.ID, "kind", m.Kind, "to", rcpt)
+			case permanent(err):
+				o.log.Warn("mail refused for good", "id", m.ID, "kind", m.Kind, "to", rcpt, "err", err)
+				failed = append(failed, rcpt+"\t"+oneLine(err.Error()))
+			default:
+				still = append(still, rcpt)
+				tempErr = err
+			}
+			// Record each recipient at once, so a crash or a lost
+			// connection never makes a retry send to them again.
+			rest := append(append([]string(nil), still...), pending[i+1:]...)
+			if ok, err := o.db.MailProgress(ctx, m.ID, o.owner, rest, failed); err != nil {
+				c.Close()
+				return err
+			} else if !ok {
+				c.Close()
+				o.log.Warn("mail: lost the lease on a row; another node continues it", "id", m.ID)
+				return nil
+			}
+			if tempErr != nil && !isRcptError(tempErr) {
+				// The connection is probably unusable: keep the rest
+				// for the next attempt.
+				still = append(still, pending[i+1:]...)
+				break
+			}
+		}
+		c.Close()
+		pending = still
+	}
+	now := o.now()
+	switch {
+	case len(pending) == 0 && len(failed) < len(m.Recipients):
+		o.result(m.Kind, "sent")
+		return o.db.FinishMail(ctx, m.ID, o.owner, db.MailSent, "", now)
+	case len(pending) == 0:
+		o.result(m.Kind, "failed")
+		o.log.Error("mail failed: every recipient refused", "id", m.ID, "kind", m.Kind)
+		return o.db.FinishMail(ctx, m.ID, o.owner, db.MailFailed, "every recipient refused", now)
+	case now.Sub(m.Created) >= o.giveUp:
+		o.result(m.Kind, "failed")
+		o.log.Error("mail failed: giving up", "id", m.ID, "kind", m.Kind, "attempts", m.Attempts+1, "err", tempErr)
+		return o.db.FinishMail(ctx, m.ID, o.owner, db.MailFailed, oneLine(fmt.Sprint(tempErr)), now)
+	default:
+		next := now.Add(o.backoff(m.Attempts))
+		o.result(m.Kind, "retry")
+		o.log.Warn("mail delivery failed; will retry", "id", m.ID, "kind", m.Kind, "attempt", m.Attempts+1, "next", next, "err", tempErr)
+		return o.db.RetryMail(context.WithoutCancel(ctx), m.ID, o.owner, oneLine(fmt.Sprint(tempErr)), next)
+	}
+}
+
+// backoff returns the wait after attempt number n (0-based): backoffMin
+// doubling up to backoffMax, with ±20% jitter.
+func (o *Outbox) backoff(n int) time.Duration {
+	d := o.backoffMin
+	for i := 0; i < n && d < o.backoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, o.backoffMax)
+	return d + time.Duration((rand.Float64()*0.4-0.2)*float64(d))
+}
+
+// build makes the SMTP message of row m for one recipient.
+func (o *Outbox) build(m *db.OutboxMail, rcpt string) (*gomail.Msg, error) {
+	msg := gomail.NewMsg()
+	if err := msg.From(o.from.String()); err != nil {
+		return nil, err
+	}
+	if err := msg.To(rcpt); err != nil {
+		return nil, err
+	}
+	msg.Subject(m.Subject)
+	msg.SetMessageIDWithValue(m.MessageID)
+	msg.SetDateWithValue(m.Created)
+	msg.SetUserAgent("Ferry")
+	msg.SetGenHeader(gomail.Header("Auto-Submitted"), "auto-generated")
+	switch {
+	case m.Text != "" && m.HTML != "":
+		msg.SetBodyString(gomail.TypeTextPlain, m.Text)
+		msg.AddAlternativeString(gomail.TypeTextHTML, m.HTML)
+	case m.Text != "":
+		msg.SetBodyString(gomail.TypeTextPlain, m.Text)
+	default:
+		msg.SetBodyString(gomail.TypeTextHTML, m.HTML)
+	}
+	return msg, nil
+}
+
+// permanent reports whether err is the server refusing the recipient or the
+// message for good (a 5xx answer to RCPT TO or to the end of DATA).
+func permanent(err error) bool {
+	var se *gomail.SendError
+	if !errors.As(err, &se) || se.IsTemp() {
+		return false
+	}
+	return (se.Reason == gomail.ErrSMTPRcptTo || se.Reason == gomail.ErrSMTPDataClose) && se.ErrorCode() >= 500
+}
+
+// isRcptError reports whether err is an answer about one recipient (after
+// which the connection is still usable).
+func isRcptError(err error) bool {
+	var se *gomail.SendError
+	return errors.As(err, &se) && se.Reason == gomail.ErrSMTPRcptTo
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 500 {
+		s = s[:500]
+	}
+	return s
+}
