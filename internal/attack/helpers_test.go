@@ -1,0 +1,278 @@
+// Package attack_test replays the break-ins of 2020–2024 against managed
+// file transfer servers (Accellion FTA, GoAnywhere MFT, MOVEit Transfer,
+// Cleo; DESIGN.md) against the running Ferry server, one attack class per
+// file, and shows each failing. docs/SECURITY.md maps every chain step to
+// the invariant that stops it and to the test here that proves it.
+//
+// The tests enumerate the route tables of internal/httpd (by reading its
+// source: the tables are what the muxes serve), so a route added later is
+// attacked too; a route a test has no data for fails the test by name until
+// it is given some.
+package attack_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"ferry.dev/ferry/internal/ferry"
+	"ferry.dev/ferry/internal/ferrytest"
+)
+
+// world is a running server with the cast of the attacks:
+//
+//	acme (org): admin; alice (user, list/read/write/delete/share on /finance);
+//	carol (user, no grant); ext (external user of party Globex, whose folder
+//	is /finance/2026). other (org): bob (admin).
+//
+// Files: /finance/2026/report.txt (alice's), /hr/salaries.txt (admin's).
+type world struct {
+	s                             *ferrytest.Server
+	admin, alice, carol, ext, bob string // API tokens
+}
+
+const (
+	reportPath = "/finance/2026/report.txt"
+	reportBody = "ATTACK-MARKER-REPORT quarterly numbers"
+	salaryPath = "/hr/salaries.txt"
+	salaryBody = "ATTACK-MARKER-SALARIES the CEO earns a lot"
+)
+
+func newWorld(t *testing.T, opts ...ferrytest.Option) *world {
+	t.Helper()
+	s := ferrytest.Start(t, opts...)
+	w := &world{s: s}
+	w.admin = s.User("acme", "admin@acme.test", "admin")
+	s.Admin("party", "create", "--org", "acme", "Globex", "--contact", "legal@globex.test")
+	s.Admin("folder", "create", "--org", "acme", "/finance/2026", "--party", "Globex")
+	s.Admin("folder", "create", "--org", "acme", "/hr")
+	w.alice = s.User("acme", "alice@acme.test", "user")
+	s.Admin("grant", "--org", "acme", "--user", "alice@acme.test", "/finance", "list,read,write,delete,share")
+	w.carol = s.User("acme", "carol@acme.test", "user")
+	s.Admin("user", "create", "--org", "acme", "--email", "ext@globex.test", "--role", "external", "--party", "Globex")
+	w.ext = strings.TrimSpace(s.Admin("token", "create", "--user", "ext@globex.test"))
+	w.bob = s.User("other", "bob@other.test", "admin")
+	ferrytest.Expect(t, s.Do("PUT", "/api/v1/files"+reportPath, w.alice, strings.NewReader(reportBody)), 201)
+	ferrytest.Expect(t, s.Do("PUT", "/api/v1/files"+salaryPath, w.admin, strings.NewReader(salaryBody)), 201)
+	return w
+}
+
+// auditLog returns the audit records, read with `ferry audit log --json`.
+func auditLog(t *testing.T, s *ferrytest.Server, args ...string) []ferry.Event {
+	t.Helper()
+	out, errOut, err := s.Run("", append([]string{"audit", "log", "--json"}, args...)...)
+	if err != nil {
+		t.Fatalf("ferry audit log: %v\n%s", err, errOut)
+	}
+	var evs []ferry.Event
+	sc := bufio.NewScanner(strings.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" {
+			continue
+		}
+		if strings.HasPrefix(line, "[") { // a JSON array instead of lines
+			if err := json.Unmarshal([]byte(out), &evs); err != nil {
+				t.Fatalf("audit log --json: %v", err)
+			}
+			return evs
+		}
+		var e ferry.Event
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("audit log --json line %q: %v", line, err)
+		}
+		evs = append(evs, e)
+	}
+	return evs
+}
+
+// ---------------------------------------------------------------- routes
+
+// routeTables reads the route tables of internal/httpd from its source:
+// every {"METHOD /pattern", handler} element in a method of *public (the
+// public listener) or *adminPlane (the admin listener and socket) that
+// returns []route. Patterns built from constants ("POST " + base + "{$}")
+// are evaluated.
+func routeTables(t testing.TB) (pub, adm []string) {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "httpd")
+	fset := token.NewFileSet()
+	var files []*ast.File
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".go") || strings.HasSuffix(e.Name(), "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, filepath.Join(dir, e.Name()), nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatalf("parse %s: %v", e.Name(), err)
+		}
+		files = append(files, f)
+	}
+	consts := map[string]string{}
+	for _, f := range files {
+		for _, d := range f.Decls {
+			gd, ok := d.(*ast.GenDecl)
+			if !ok || gd.Tok != token.CONST {
+				continue
+			}
+			for _, sp := range gd.Specs {
+				vs := sp.(*ast.ValueSpec)
+				for i, n := range vs.Names {
+					if i < len(vs.Values) {
+						if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+							consts[n.Name], _ = strconv.Unquote(lit.Value)
+						}
+					}
+				}
+			}
+		}
+	}
+	var eval func(e ast.Expr) (string, bool)
+	eval = func(e ast.Expr) (string, bool) {
+		switch e := e.(type) {
+		case *ast.BasicLit:
+			if e.Kind != token.STRING {
+				return "", false
+			}
+			s, err := strconv.Unquote(e.Value)
+			return s, err == nil
+		case *ast.Ident:
+			s, ok := consts[e.Name]
+			return s, ok
+		case *ast.BinaryExpr:
+			if e.Op != token.ADD {
+				return "", false
+			}
+			a, ok1 := eval(e.X)
+			b, ok2 := eval(e.Y)
+			return a + b, ok1 && ok2
+		case *ast.ParenExpr:
+			return eval(e.X)
+		}
+		return "", false
+	}
+	method := regexp.MustCompile(`^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) /`)
+	seen := map[string]bool{}
+	for _, f := range files {
+		for _, d := range f.Decls {
+			fd, ok := d.(*ast.FuncDecl)
+			if !ok || fd.Recv == nil || fd.Body == nil || fd.Type.Results == nil || len(fd.Type.Results.List) != 1 {
+				continue
+			}
+			if at, ok := fd.Type.Results.List[0].Type.(*ast.ArrayType); !ok || types(at.Elt) != "route" {
+				continue
+			}
+			var dst *[]string
+			switch types(fd.Recv.List[0].Type) {
+			case "public":
+				dst = &pub
+			case "adminPlane":
+				dst = &adm
+			default:
+				continue
+			}
+			ast.Inspect(fd.Body, func(n ast.Node) bool {
+				cl, ok := n.(*ast.CompositeLit)
+				if !ok || len(cl.Elts) != 2 {
+					return true
+				}
+				if cl.Type != nil && types(cl.Type) != "route" {
+					return true
+				}
+				p, ok := eval(cl.Elts[0])
+				if !ok || !method.MatchString(p) {
+					return true
+				}
+				key := fd.Recv.List[0].Type.(*ast.StarExpr).X.(*ast.Ident).Name + " " + p
+				if !seen[key] {
+					seen[key] = true
+					*dst = append(*dst, p)
+				}
+				return true
+			})
+		}
+	}
+	sort.Strings(pub)
+	sort.Strings(adm)
+	if len(pub) < 20 || len(adm) < 20 {
+		t.Fatalf("found only %d public and %d admin routes in %s: has the route table's shape changed?", len(pub), len(adm), dir)
+	}
+	return pub, adm
+}
+
+// types names a (pointer to a) named type, or "".
+func types(e ast.Expr) string {
+	if s, ok := e.(*ast.StarExpr); ok {
+		e = s.X
+	}
+	if id, ok := e.(*ast.Ident); ok {
+		return id.Name
+	}
+	return ""
+}
+
+var wildcard = regexp.MustCompile(`\{([A-Za-z_]+)(\.\.\.)?\}|\{\$\}`)
+
+// splitPattern returns a pattern's method and path.
+func splitPattern(p string) (method, path string) {
+	method, path, _ = strings.Cut(p, " ")
+	return method, path
+}
+
+// fill replaces a pattern's wildcards: {$} by nothing, {name...} by rest,
+// any other {name} by one.
+func fill(path, one, rest string) string {
+	return wildcard.ReplaceAllStringFunc(path, func(m string) string {
+		switch {
+		case m == "{$}":
+			return ""
+		case strings.HasSuffix(m, "...}"):
+			return rest
+		}
+		return one
+	})
+}
+
+// do sends a request to base+path with optional bearer token and headers.
+func do(t testing.TB, c *http.Client, method, url, tok string, body string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body == "" {
+		req.Body = nil
+		req.ContentLength = 0
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	return res, ferrytest.Body(t, res)
+}
+
+// ci reports whether a missing tool must fail the test rather than skip it.
+func ci() bool { return os.Getenv("CI") == "true" }
