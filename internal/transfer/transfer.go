@@ -335,6 +335,7 @@ func (s *Service) Put(ctx context.Context, p *ferry.Principal, path string, r io
 	if err := s.append(ctx, ev); err != nil {
 		return nil, err
 	}
+	s.fileArrived(ctx, p, f) // folder watches (watch.go)
 	return f, nil
 }
 

@@ -394,6 +394,7 @@ func (s *Service) CompleteUpload(ctx context.Context, p *ferry.Principal, id str
 	if err := s.append(ctx, ev); err != nil {
 		return nil, err
 	}
+	s.fileArrived(ctx, p, f) // folder watches (watch.go)
 	return f, nil
 }
 
