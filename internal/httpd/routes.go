@@ -50,6 +50,9 @@ func (h *public) routes(mux *http.ServeMux) {
 	for _, rt := range h.browserRoutes() {
 		mux.Handle(rt.pattern, rt.handler)
 	}
+	for _, rt := range h.guestRoutes() { // package recipients' pages (guest.go)
+		mux.Handle(rt.pattern, rt.handler)
+	}
 	mux.Handle("/", h.wrap(notFound))
 }
 
