@@ -436,7 +436,7 @@ func (l *Log) write(ctx context.Context, batch []*request, n int) error {
 			rows = append(rows, db.AuditRow{
 				Seq: seq, Time: ev.Time, Action: ev.Action, Actor: ev.Actor,
 				Org: ev.Org, OrgID: ev.OrgID, Party: ev.Party, PartyID: ev.PartyID, Path: ev.Path,
-				Data: data,
+				Data: data, Token: ev.Token, Session: ev.Session, RemoteIP: db.RemoteKey(ev.Remote),
 			})
 		}
 	}

@@ -29,6 +29,11 @@ type AuditRow struct {
 	PartyID string
 	Path    string
 	Data    []byte
+	// Token, Session and RemoteIP are filled on append for the impact
+	// report's indexes (impact.go); queries of this file do not read them.
+	Token    string
+	Session  string
+	RemoteIP []byte // RemoteKey(event's Remote)
 }
 
 // AuditHash is one tlog stored hash: Index is a tlog.StoredHashIndex.
@@ -103,7 +108,7 @@ func (d *DB) AuditAppend(ctx context.Context, firstSeq int64, recs []AuditRow, h
 }
 
 const (
-	auditInsertRecord = `INSERT INTO audit_records (` + auditCols + `) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+	auditInsertRecord = `INSERT INTO audit_records (` + auditCols + `, token, session, remote_ip) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`
 	auditInsertHash   = `INSERT INTO audit_hashes (idx, hash) VALUES ($1, $2)`
 )
 
@@ -117,7 +122,7 @@ func auditAppendSQLite(ctx context.Context, tx *sql.Tx, recs []AuditRow, hashes 
 	defer rs.Close()
 	for i := range recs {
 		r := &recs[i]
-		if _, err := rs.ExecContext(ctx, r.Seq, micro(r.Time), r.Action, r.Actor, r.Org, r.OrgID, r.Party, r.PartyID, r.Path, r.Data); err != nil {
+		if _, err := rs.ExecContext(ctx, r.Seq, micro(r.Time), r.Action, r.Actor, r.Org, r.OrgID, r.Party, r.PartyID, r.Path, r.Data, r.Token, r.Session, remoteIPCol(r.RemoteIP)); err != nil {
 			return err
 		}
 	}
@@ -137,8 +142,8 @@ func auditAppendSQLite(ctx context.Context, tx *sql.Tx, recs []AuditRow, hashes 
 // auditAppendPG inserts each table's rows with one statement over arrays:
 // PostgreSQL is across a network, where a round trip per row would dominate.
 func auditAppendPG(ctx context.Context, tx *sql.Tx, recs []AuditRow, hashes []AuditHash) error {
-	const insRecs = `INSERT INTO audit_records (` + auditCols + `)
-		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[])`
+	const insRecs = `INSERT INTO audit_records (` + auditCols + `, token, session, remote_ip)
+		SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::bytea[], $11::text[], $12::text[], $13::bytea[])`
 	const insHashes = `INSERT INTO audit_hashes (idx, hash) SELECT * FROM unnest($1::bigint[], $2::bytea[])`
 	if len(recs) > 0 {
 		n := len(recs)
@@ -146,13 +151,15 @@ func auditAppendPG(ctx context.Context, tx *sql.Tx, recs []AuditRow, hashes []Au
 		action, actor, org, orgID := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		party, partyID, path := make([]string, n), make([]string, n), make([]string, n)
 		data := make([][]byte, n)
+		token, session, ip := make([]string, n), make([]string, n), make([][]byte, n)
 		for i := range recs {
 			r := &recs[i]
 			seq[i], tm[i] = r.Seq, micro(r.Time)
 			action[i], actor[i], org[i], orgID[i] = r.Action, r.Actor, r.Org, r.OrgID
 			party[i], partyID[i], path[i], data[i] = r.Party, r.PartyID, r.Path, r.Data
+			token[i], session[i], ip[i] = r.Token, r.Session, remoteIPCol(r.RemoteIP)
 		}
-		if _, err := tx.ExecContext(ctx, insRecs, seq, tm, action, actor, org, orgID, party, partyID, path, data); err != nil {
+		if _, err := tx.ExecContext(ctx, insRecs, seq, tm, action, actor, org, orgID, party, partyID, path, data, token, session, ip); err != nil {
 			return err
 		}
 	}
