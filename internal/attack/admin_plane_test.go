@@ -28,13 +28,13 @@ func TestAdminPlaneNotOnPublicListener(t *testing.T) {
 			continue
 		}
 		method, path := splitPattern(p)
-		url := w.s.PublicURL + fill(path, "x", "x/y")
+		url := w.s.URL() + fill(path, "x", "x/y")
 		for _, tok := range []string{"", w.admin} {
 			body := ""
 			if method == "POST" {
 				body = `{"org":"acme","name":"evil","email":"evil@acme.test","role":"admin"}`
 			}
-			res, b := do(t, w.s.Client, method, url, tok, body, "Content-Type", "application/json")
+			res, b := do(t, w.s.HTTP(), method, url, tok, body, "Content-Type", "application/json")
 			if res.StatusCode != 404 && !(res.StatusCode == 405 && pathOnPublic(path, pub)) {
 				t.Errorf("%s on the public listener: %d %s", p, res.StatusCode, b)
 			}
@@ -53,7 +53,7 @@ func TestAdminPlaneNotOnPublicListener(t *testing.T) {
 	if out := w.s.Admin("policy", "show", "--org", "acme"); out == "" {
 		t.Fatal("admin socket not answering")
 	}
-	if res, _ := do(t, w.s.Client, "GET", w.s.PublicURL+"/api/v1/me", "", ""); res.StatusCode != 401 {
+	if res, _ := do(t, w.s.HTTP(), "GET", w.s.URL()+"/api/v1/me", "", ""); res.StatusCode != 401 {
 		t.Fatalf("public listener: %d", res.StatusCode)
 	}
 	t.Logf("%d admin routes × 2 credentials refused on the public listener", n/2)

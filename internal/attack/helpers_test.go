@@ -12,11 +12,15 @@ package attack_test
 
 import (
 	"bufio"
+	"encoding/base64"
 	"encoding/json"
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,6 +29,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"ferry.dev/ferry/internal/ferry"
 	"ferry.dev/ferry/internal/ferrytest"
@@ -38,26 +43,55 @@ import (
 //
 // Files: /finance/2026/report.txt (alice's), /hr/salaries.txt (admin's).
 type world struct {
-	s                             *ferrytest.Server
+	s                             target
 	admin, alice, carol, ext, bob string // API tokens
 }
+
+// target is a running server: *ferrytest.Server (in-process) or *binServer
+// (the real binary, for tests that watch the process).
+type target interface {
+	Run(stdin string, args ...string) (stdout, stderr string, err error)
+	Admin(args ...string) string
+	User(org, email, role string) string
+	Do(method, path, token string, body io.Reader, hdr ...string) *http.Response
+	URL() string        // the public listener
+	HTTP() *http.Client // trusts the server's certificate
+	Dir() string        // the data directory
+	Stop()
+}
+
+type inProcess struct{ *ferrytest.Server }
+
+func (s inProcess) URL() string        { return s.PublicURL }
+func (s inProcess) HTTP() *http.Client { return s.Client }
+func (s inProcess) Dir() string        { return s.Data }
 
 const (
 	reportPath = "/finance/2026/report.txt"
 	reportBody = "ATTACK-MARKER-REPORT quarterly numbers"
 	salaryPath = "/hr/salaries.txt"
 	salaryBody = "ATTACK-MARKER-SALARIES the CEO earns a lot"
+
+	alicePassword = "wombat battery staple horse 42"
 )
 
 func newWorld(t *testing.T, opts ...ferrytest.Option) *world {
 	t.Helper()
-	s := ferrytest.Start(t, opts...)
+	return populate(t, inProcess{ferrytest.Start(t, opts...)})
+}
+
+// populate creates the cast and the files on a running server.
+func populate(t *testing.T, s target) *world {
+	t.Helper()
 	w := &world{s: s}
 	w.admin = s.User("acme", "admin@acme.test", "admin")
 	s.Admin("party", "create", "--org", "acme", "Globex", "--contact", "legal@globex.test")
 	s.Admin("folder", "create", "--org", "acme", "/finance/2026", "--party", "Globex")
 	s.Admin("folder", "create", "--org", "acme", "/hr")
-	w.alice = s.User("acme", "alice@acme.test", "user")
+	if _, errOut, err := s.Run(alicePassword+"\n", "admin", "user", "create", "--org", "acme", "--email", "alice@acme.test", "--role", "user", "--password-stdin"); err != nil {
+		t.Fatalf("create alice: %v %s", err, errOut)
+	}
+	w.alice = strings.TrimSpace(s.Admin("token", "create", "--user", "alice@acme.test"))
 	s.Admin("grant", "--org", "acme", "--user", "alice@acme.test", "/finance", "list,read,write,delete,share")
 	w.carol = s.User("acme", "carol@acme.test", "user")
 	s.Admin("user", "create", "--org", "acme", "--email", "ext@globex.test", "--role", "external", "--party", "Globex")
@@ -69,7 +103,7 @@ func newWorld(t *testing.T, opts ...ferrytest.Option) *world {
 }
 
 // auditLog returns the audit records, read with `ferry audit log --json`.
-func auditLog(t *testing.T, s *ferrytest.Server, args ...string) []ferry.Event {
+func auditLog(t *testing.T, s target, args ...string) []ferry.Event {
 	t.Helper()
 	out, errOut, err := s.Run("", append([]string{"audit", "log", "--json"}, args...)...)
 	if err != nil {
@@ -276,3 +310,20 @@ func do(t testing.TB, c *http.Client, method, url, tok string, body string, hdr 
 
 // ci reports whether a missing tool must fail the test rather than skip it.
 func ci() bool { return os.Getenv("CI") == "true" }
+
+// webLogin signs in through the login form and returns a client that keeps
+// the session cookie and does not follow redirects.
+func webLogin(t testing.TB, s target, email, password string) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Transport: s.HTTP().Transport, Jar: jar, Timeout: time.Minute,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	form := url.Values{"email": {email}, "password": {password}}
+	res, body := do(t, c, "POST", s.URL()+"/login", "", form.Encode(), "Content-Type", "application/x-www-form-urlencoded", "Origin", s.URL())
+	if res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("web login %s: %d %s", email, res.StatusCode, body)
+	}
+	return c
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
