@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"ferry.dev/ferry/internal/ferry"
+	"ferry.dev/ferry/internal/guard"
 )
 
 // Web sessions.
@@ -243,6 +244,9 @@ func (s *Service) newSession(ctx context.Context, u *ferry.User, pol *ferry.Poli
 		Session: sess.ID, Remote: c.Remote, Protocol: planeProtocol(sess.Plane), Detail: detail}); err != nil {
 		return "", nil, err
 	}
+	if stage == ferry.SessionFull {
+		s.guard.SeenLogin(ctx, u, c.Remote, planeProtocol(sess.Plane)) // alerts on a new address range
+	}
 	return sec, sess, nil
 }
 
@@ -291,6 +295,9 @@ func (s *Service) SessionOn(ctx context.Context, plane, secret, remote string) (
 	}
 	if u.Disabled || !mayUsePlane(u, plane) {
 		return nil, nil, errSession
+	}
+	if s.guard.UserFrozen(u.ID) {
+		return nil, nil, ferry.E("auth.Session", ferry.Permission, ferry.Message(guard.ErrFrozen))
 	}
 	pol, err := s.db.Policy(ctx, u.OrgID)
 	if err != nil {

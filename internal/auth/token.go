@@ -15,6 +15,7 @@ import (
 	"ferry.dev/ferry/internal/audit"
 	"ferry.dev/ferry/internal/db"
 	"ferry.dev/ferry/internal/ferry"
+	"ferry.dev/ferry/internal/guard"
 )
 
 // TokenPrefix starts every Ferry API token, so secret scanners can find
@@ -33,6 +34,8 @@ type Service struct {
 	mu   sync.Mutex
 	seen map[string]string // token id → last remote address audited
 
+	guard *guard.Guard // frozen users are refused; sign-in alerts (SetGuard)
+
 	mfa mfaConfig // second factors: see mfa.go
 	sso ssoCache  // identity providers: see oidc.go
 }
@@ -41,6 +44,10 @@ type Service struct {
 func New(d *db.DB, log *audit.Log, now func() time.Time, rand io.Reader, logger *slog.Logger) *Service {
 	return &Service{db: d, log: log, now: now, rand: rand, logger: logger, seen: map[string]string{}}
 }
+
+// SetGuard makes the service refuse the sessions and tokens of users the
+// exfiltration guard froze, and report sign-ins and token uses to it.
+func (s *Service) SetGuard(g *guard.Guard) { s.guard = g }
 
 func hashSecret(secret string) []byte {
 	h := sha256.Sum256([]byte(secret))
@@ -131,6 +138,11 @@ func (s *Service) Token(ctx context.Context, tok, remote string) (*ferry.Princip
 	if u.Disabled {
 		return deny("user disabled")
 	}
+	if s.guard.UserFrozen(u.ID) {
+		s.log.Append(ctx, &ferry.Event{Action: "auth.token", Outcome: ferry.OutcomeDenied, Actor: u.Email, ActorID: u.ID, OrgID: u.OrgID, Remote: remote, Token: t.ID,
+			Detail: "frozen by the guard"})
+		return nil, ferry.E(op, ferry.Permission, ferry.Message(guard.ErrFrozen))
+	}
 	pol, err := s.db.Policy(ctx, u.OrgID)
 	if err != nil {
 		return nil, err
@@ -151,6 +163,7 @@ func (s *Service) Token(ctx context.Context, tok, remote string) (*ferry.Princip
 	}
 	s.mu.Unlock()
 	if first {
+		s.guard.TokenUse(ctx, p, remote)
 		if err := s.log.Append(ctx, &ferry.Event{Action: "token.use", Outcome: ferry.OutcomeOK, Actor: u.Email, ActorID: u.ID, OrgID: u.OrgID, Token: t.ID, Remote: remote}); err != nil {
 			return nil, err
 		}

@@ -77,6 +77,9 @@ func (d *Download) Read(ctx context.Context, offset, length int64) (io.ReadClose
 	}
 	ev := *d.ev
 	ev.Offset, ev.Bytes = offset, length
+	if err := s.guardRead(ctx, d.p, f, &ev); err != nil {
+		return nil, err
+	}
 	kr, closer, err := s.openBlob(ctx, f)
 	if err != nil {
 		return nil, s.fail(ctx, &ev, err)

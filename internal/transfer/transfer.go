@@ -17,6 +17,7 @@ import (
 	"ferry.dev/ferry/internal/blob"
 	"ferry.dev/ferry/internal/db"
 	"ferry.dev/ferry/internal/ferry"
+	"ferry.dev/ferry/internal/guard"
 	"ferry.dev/ferry/internal/keys"
 	"ferry.dev/ferry/internal/mail"
 )
@@ -39,6 +40,7 @@ type Service struct {
 	mail      *mail.Outbox // nil: notifications are not sent
 	pkgMax    int64        // most bytes a package may hold (0: DefaultPackageMaxBytes)
 	shares    shareState   // share links and folder watches (shares.go, watch.go)
+	guard     *guard.Guard // consulted before every read (guard.go); nil: none
 }
 
 const copyBufSize = 256 << 10
@@ -63,6 +65,9 @@ type Config struct {
 	UploadTTL time.Duration
 	// Mail is the outbox for notifications (packages); nil sends none.
 	Mail *mail.Outbox
+	// Guard is the exfiltration guard, consulted before every read (nil:
+	// none).
+	Guard *guard.Guard
 }
 
 // New returns a transfer service.
@@ -71,7 +76,7 @@ func New(c Config) *Service {
 	if ttl <= 0 {
 		ttl = DefaultUploadTTL
 	}
-	return &Service{db: c.DB, blobs: c.Blobs, keks: c.KEKs, log: c.Audit, now: c.Now, rand: c.Rand, logger: c.Logger, metrics: c.Metrics, uploadTTL: ttl, mail: c.Mail}
+	return &Service{db: c.DB, blobs: c.Blobs, keks: c.KEKs, log: c.Audit, now: c.Now, rand: c.Rand, logger: c.Logger, metrics: c.Metrics, uploadTTL: ttl, mail: c.Mail, guard: c.Guard}
 }
 
 // access is what a principal may do at a path.
