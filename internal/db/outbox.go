@@ -125,11 +125,11 @@ func (d *DB) ClaimMail(ctx context.Context, owner string, now, until time.Time, 
 }
 
 // MailProgress records, while owner holds the lease, which recipients are
-// still pending and which failed for good. It reports false if the lease was
-// lost (the row is then someone else's).
-func (d *DB) MailProgress(ctx context.Context, id, owner string, pending, failed []string) (bool, error) {
-	res, err := d.sql.ExecContext(ctx, `UPDATE mail_outbox SET pending = $3, failed = $4 WHERE id = $1 AND lease_owner = $2 AND status = 'queued'`,
-		id, owner, joinLines(pending), joinLines(failed))
+// still pending and which failed for good, and extends the lease to until.
+// It reports false if the lease was lost (the row is then someone else's).
+func (d *DB) MailProgress(ctx context.Context, id, owner string, pending, failed []string, until time.Time) (bool, error) {
+	res, err := d.sql.ExecContext(ctx, `UPDATE mail_outbox SET pending = $3, failed = $4, lease_until = $5 WHERE id = $1 AND lease_owner = $2 AND status = 'queued'`,
+		id, owner, joinLines(pending), joinLines(failed), micro(until))
 	if err != nil {
 		return false, dbErr("MailProgress", err)
 	}

@@ -40,10 +40,10 @@ func TestOutbox(t *testing.T) {
 			t.Fatalf("second owner claimed a leased row")
 		}
 		// Progress by a non-owner is refused.
-		if ok, err := d.MailProgress(ctx, m.ID, "node-b", nil, nil); ok || err != nil {
+		if ok, err := d.MailProgress(ctx, m.ID, "node-b", nil, nil, now.Add(time.Minute)); ok || err != nil {
 			t.Fatalf("progress by non-owner: %v %v", ok, err)
 		}
-		if ok, err := d.MailProgress(ctx, m.ID, "node-a", []string{"b@example.test"}, nil); !ok || err != nil {
+		if ok, err := d.MailProgress(ctx, m.ID, "node-a", []string{"b@example.test"}, nil, now.Add(time.Minute)); !ok || err != nil {
 			t.Fatalf("progress: %v %v", ok, err)
 		}
 		next := now.Add(time.Hour)

@@ -189,7 +189,7 @@ func (o *Outbox) deliver(ctx context.Context, m *db.OutboxMail) error {
 			// Record each recipient at once, so a crash or a lost
 			// connection never makes a retry send to them again.
 			rest := append(append([]string(nil), still...), pending[i+1:]...)
-			if ok, err := o.db.MailProgress(ctx, m.ID, o.owner, rest, failed); err != nil {
+			if ok, err := o.db.MailProgress(ctx, m.ID, o.owner, rest, failed, o.now().Add(o.lease)); err != nil {
 				c.Close()
 				return err
 			} else if !ok {
