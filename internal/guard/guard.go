@@ -82,6 +82,14 @@ type Guard struct {
 	policies map[string]*cachedPolicy
 	peaks    map[string]*peak
 	tokens   map[string]tokenSeen // token id → where it was last used from
+	pending  []peakRec            // peaks of past days not yet stored
+}
+
+// peakRec is a daily peak to store.
+type peakRec struct {
+	subj  string
+	day   int64
+	today int
 }
 
 type cachedPolicy struct {
@@ -248,6 +256,10 @@ func (g *Guard) CheckRead(ctx context.Context, p *ferry.Principal, f *ferry.File
 	files, bytes := g.tracker(subj).add(minute, win, f.ID, n)
 	day := now.Unix() / 86400
 	if pk.day != day {
+		if pk.dirty {
+			g.pending = append(g.pending, peakRec{subj, pk.day, pk.today})
+			pk.dirty = false
+		}
 		if pk.today > pk.past && pk.day != 0 {
 			pk.past = pk.today
 		}
@@ -473,22 +485,23 @@ func (g *Guard) peakOf(ctx context.Context, subj string) *peak {
 func (g *Guard) flushPeaks(ctx context.Context) {
 	now := g.cfg.Now()
 	minute := now.Unix() / 60
-	type rec struct {
-		subj  string
-		day   int64
-		today int
-	}
-	var recs []rec
 	g.mu.Lock()
+	recs := g.pending
+	g.pending = nil
 	for s, pk := range g.peaks {
 		if pk.dirty {
-			recs = append(recs, rec{s, pk.day, pk.today})
+			recs = append(recs, peakRec{s, pk.day, pk.today})
 			pk.dirty = false
 		}
 	}
 	for k, t := range g.trackers {
 		if t.last < minute-buckets {
 			delete(g.trackers, k)
+		}
+	}
+	for k, pk := range g.peaks {
+		if _, busy := g.trackers[k]; !busy && !pk.dirty {
+			delete(g.peaks, k) // loaded again from the database when needed
 		}
 	}
 	g.mu.Unlock()

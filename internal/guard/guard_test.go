@@ -1,0 +1,340 @@
+package guard_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"ferry.dev/ferry/internal/audit"
+	"ferry.dev/ferry/internal/db"
+	"ferry.dev/ferry/internal/db/dbtest"
+	"ferry.dev/ferry/internal/ferry"
+	"ferry.dev/ferry/internal/guard"
+)
+
+// clock is a settable time source.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+type env struct {
+	d    *db.DB
+	alog *audit.Log
+	clk  *clock
+	org  *ferry.Org
+	mail *mailbox
+	dir  string
+}
+
+// mailbox records what the guard mailed.
+type mailbox struct {
+	mu   sync.Mutex
+	sent []sentMail
+}
+
+type sentMail struct {
+	kind string
+	to   []string
+	data map[string]string
+}
+
+func (m *mailbox) send(_ context.Context, kind string, to []string, data map[string]string) error {
+	m.mu.Lock()
+	m.sent = append(m.sent, sentMail{kind, to, data})
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *mailbox) kinds() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, s := range m.sent {
+		out = append(out, s.kind)
+	}
+	return out
+}
+
+func newEnv(t *testing.T, d *db.DB) *env {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	clk := &clock{t: time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC)}
+	signer, _, err := audit.LoadOrCreateKey(filepath.Join(dir, "keys"), "test", rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alog, err := audit.Open(ctx, d, signer, filepath.Join(dir, "checkpoint"), clk.now, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { alog.Close() })
+	org := &ferry.Org{ID: ferry.NewID(nil), Name: "acme", RetentionDays: 30, Created: clk.now()}
+	if err := d.CreateOrg(ctx, org, ferry.NewID(nil)); err != nil {
+		t.Fatal(err)
+	}
+	admin := &ferry.User{ID: ferry.NewID(nil), OrgID: org.ID, Email: "admin@acme.test", Role: ferry.RoleAdmin, Created: clk.now()}
+	if err := d.CreateUser(ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+	return &env{d: d, alog: alog, clk: clk, org: org, mail: &mailbox{}, dir: dir}
+}
+
+func (e *env) guard(t *testing.T, mod ...func(*guard.Config)) *guard.Guard {
+	t.Helper()
+	c := guard.Config{DB: e.d, Audit: e.alog, Now: e.clk.now, Rand: rand.Reader, Mail: e.mail.send}
+	for _, m := range mod {
+		m(&c)
+	}
+	g, err := guard.New(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func (e *env) user(email string) *ferry.Principal {
+	return &ferry.Principal{UserID: ferry.NewID(nil), Email: email, OrgID: e.org.ID, Role: ferry.RoleUser, TokenID: "tok" + email, Remote: "198.51.100.7:40000", Protocol: "https"}
+}
+
+func (e *env) file(i int) *ferry.File {
+	return &ferry.File{ID: fmt.Sprintf("file%06d", i), OrgID: e.org.ID, Path: fmt.Sprintf("/parties/p%03d/f%06d.csv", i%100, i), Size: 1000}
+}
+
+// flush waits for the audit log to commit, then runs the dispatcher.
+func (e *env) dispatch(t *testing.T, g *guard.Guard) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := e.alog.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Dispatch(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func actions(t *testing.T, d *db.DB, prefix string) []string {
+	t.Helper()
+	var out []string
+	err := audit.Query(context.Background(), d, audit.Filter{Action: prefix + "*"}, func(ev *ferry.Event) error {
+		out = append(out, ev.Action)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestGuardThiefFrozen replays a stolen token reading every file of an
+// organisation of 20,000 as fast as it can: it is frozen by the read that
+// crosses the limit, before 1 % of the files; every later read is refused;
+// the freeze survives a restart (a new Guard on the same database) and an
+// unfreeze restores access.
+func TestGuardThiefFrozen(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		e := newEnv(t, d)
+		g := e.guard(t)
+		if err := g.Dispatch(ctx); err != nil { // the dispatcher's first run starts at the log's end
+			t.Fatal(err)
+		}
+		thief := e.user("partner@acme.test")
+		const total = 20000
+		read := 0
+		for i := range total {
+			err := g.CheckRead(ctx, thief, e.file(i), 1000)
+			if err != nil {
+				if ferry.KindOf(err) != ferry.Permission {
+					t.Fatalf("read %d: %v", i, err)
+				}
+				break
+			}
+			read++
+		}
+		if read != guard.DefaultMaxFiles || read >= total/100 {
+			t.Fatalf("the thief read %d files before the freeze, want %d (< %d)", read, guard.DefaultMaxFiles, total/100)
+		}
+		// Everything after is refused, even files read before.
+		for _, i := range []int{0, 5, total - 1} {
+			if err := g.CheckRead(ctx, thief, e.file(i), 1000); ferry.KindOf(err) != ferry.Permission {
+				t.Fatalf("read after the freeze: %v", err)
+			}
+		}
+		if !g.UserFrozen(thief.UserID) {
+			t.Fatal("user not frozen")
+		}
+		// Another user of the organisation is not affected.
+		if err := g.CheckRead(ctx, e.user("other@acme.test"), e.file(1), 1000); err != nil {
+			t.Fatalf("another user: %v", err)
+		}
+		e.dispatch(t, g)
+		if got := actions(t, d, "alert."); len(got) != 1 || got[0] != "alert.freeze" {
+			t.Fatalf("alerts %v, want one alert.freeze", got)
+		}
+		if k := e.mail.kinds(); len(k) != 1 || k[0] != "alert.freeze" || e.mail.sent[0].to[0] != "admin@acme.test" {
+			t.Fatalf("mail %+v, want alert.freeze to the org admin", e.mail.sent)
+		}
+
+		// A restart keeps the freeze.
+		g2 := e.guard(t)
+		if err := g2.CheckRead(ctx, thief, e.file(3), 1000); ferry.KindOf(err) != ferry.Permission {
+			t.Fatalf("read after restart: %v", err)
+		}
+		if err := g2.Unfreeze(ctx, guard.UserSubject(thief.UserID)); err != nil {
+			t.Fatal(err)
+		}
+		if err := g2.CheckRead(ctx, thief, e.file(3), 1000); err != nil {
+			t.Fatalf("read after unfreeze: %v", err)
+		}
+		if err := g2.Unfreeze(ctx, guard.UserSubject(thief.UserID)); ferry.KindOf(err) != ferry.NotExist {
+			t.Fatalf("second unfreeze: %v", err)
+		}
+	})
+}
+
+// TestGuardLegitimateWeek simulates a partner that syncs 50 new files every
+// 5 minutes, day and night, for a week (100,800 reads, each batch read
+// over a few seconds to almost five minutes, so that windows catch parts of
+// three batches): never frozen.
+// Its own history (peaks stored every simulated hour) trains the 10×-peak
+// rule as the week goes on, which must not trip either.
+func TestGuardLegitimateWeek(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, dbtest.SQLite(t))
+	g := e.guard(t)
+	partner := e.user("sync@partner.test")
+	next := 0
+	maxWin := 0
+	for batch := range 7 * 24 * 12 {
+		start := e.clk.now()
+		for i := range 50 {
+			// Each batch takes the partner a while: from a few seconds
+			// to almost the whole 5 minutes, varying batch to batch.
+			spread := time.Duration(1+batch%29) * 200 * time.Millisecond
+			e.clk.t = start.Add(time.Duration(i) * spread)
+			if err := g.CheckRead(ctx, partner, e.file(next), 250_000); err != nil {
+				t.Fatalf("batch %d (day %d), file %d: %v", batch, batch/288, i, err)
+			}
+			next++
+			maxWin = max(maxWin, guard.WindowFiles(g, partner))
+		}
+		if batch%12 == 0 {
+			guard.FlushPeaks(g, ctx)
+		}
+		e.clk.t = start.Add(5 * time.Minute)
+	}
+	if got := actions(t, e.d, "alert."); len(got) != 0 {
+		t.Fatalf("alerts during a legitimate week: %v", got)
+	}
+	if maxWin > 150 {
+		t.Fatalf("the workload read %d files in a window; the calibration assumes at most 150", maxWin)
+	}
+	t.Logf("%d reads in a week; at most %d distinct files in a 10-minute window (limit %d)", next, maxWin, guard.DefaultMaxFiles)
+}
+
+// TestGuardHistoryRule: a principal that read a few files a day for a week
+// is frozen when it reads more than 10× its 30-day peak (above the floor),
+// long before the absolute limit.
+func TestGuardHistoryRule(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, dbtest.SQLite(t))
+	g := e.guard(t)
+	u := e.user("quiet@acme.test")
+	n := 0
+	for range 8 {
+		for range 5 {
+			if err := g.CheckRead(ctx, u, e.file(n), 1000); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		e.clk.add(24 * time.Hour)
+	}
+	guard.FlushPeaks(g, ctx)
+	g = e.guard(t) // the peak comes from the database
+	read := 0
+	for i := range 1000 {
+		if err := g.CheckRead(ctx, u, e.file(10000+i), 1000); err != nil {
+			break
+		}
+		read++
+	}
+	if read >= guard.DefaultMaxFiles || read < 60 {
+		t.Fatalf("read %d files before the history rule froze it, want 60 (the floor) .. %d", read, guard.DefaultMaxFiles)
+	}
+}
+
+// TestGuardMonitorOnly: in monitor mode the thief is not frozen, but one
+// alert per window is raised.
+func TestGuardMonitorOnly(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, dbtest.SQLite(t))
+	g := e.guard(t)
+	p := guard.DefaultPolicy(e.org.ID)
+	p.Monitor = true
+	if err := g.SetPolicy(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+	thief := e.user("t@acme.test")
+	for i := range 1000 {
+		if err := g.CheckRead(ctx, thief, e.file(i), 1000); err != nil {
+			t.Fatalf("read %d in monitor mode: %v", i, err)
+		}
+	}
+	if _, err := e.alog.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := actions(t, e.d, "alert.")
+	want := map[string]int{"alert.monitor": 1}
+	have := map[string]int{}
+	for _, a := range got {
+		have[a]++
+	}
+	if have["alert.monitor"] != want["alert.monitor"] || have["alert.freeze"] != 0 {
+		t.Fatalf("alerts %v, want one alert.monitor and no freeze", got)
+	}
+}
+
+// TestGuardSignInAlerts: a first sign-in does not alert; a new /24 does; a
+// token used from two /16s within an hour does.
+func TestGuardSignInAlerts(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, dbtest.SQLite(t))
+	g := e.guard(t)
+	u := &ferry.User{ID: ferry.NewID(nil), OrgID: e.org.ID, Email: "u@acme.test", Role: ferry.RoleUser}
+	g.SeenLogin(ctx, u, "10.1.2.3:5000", "https")
+	g.SeenLogin(ctx, u, "10.1.2.99:5000", "https")
+	if _, err := e.alog.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := actions(t, e.d, "alert."); len(got) != 0 {
+		t.Fatalf("first sign-in and same /24 raised %v", got)
+	}
+	g.SeenLogin(ctx, u, "203.0.113.9:5000", "https")
+	g.SeenLogin(ctx, u, "203.0.113.10:5000", "https")
+	p := &ferry.Principal{UserID: u.ID, Email: u.Email, OrgID: u.OrgID, TokenID: "t1"}
+	g.TokenUse(ctx, p, "10.1.2.3:1")
+	g.TokenUse(ctx, p, "10.1.200.3:1") // same /16
+	e.clk.add(10 * time.Minute)
+	g.TokenUse(ctx, p, "198.51.100.1:1")
+	e.clk.add(2 * time.Hour)
+	g.TokenUse(ctx, p, "10.1.2.3:1") // too long after: no alert
+	if _, err := e.alog.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := actions(t, e.d, "alert.")
+	if len(got) != 2 || got[0] != "alert.newaddr" || got[1] != "alert.tokenranges" {
+		t.Fatalf("alerts %v, want alert.newaddr, alert.tokenranges", got)
+	}
+}
