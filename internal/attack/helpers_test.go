@@ -141,6 +141,30 @@ func auditLog(t *testing.T, s target, args ...string) []ferry.Event {
 // are evaluated.
 func routeTables(t testing.TB) (pub, adm []string) {
 	t.Helper()
+	for _, r := range routeInfos(t) {
+		if r.admin {
+			adm = append(adm, r.pattern)
+		} else {
+			pub = append(pub, r.pattern)
+		}
+	}
+	if len(pub) < 20 || len(adm) < 20 {
+		t.Fatalf("found only %d public and %d admin routes in internal/httpd: has the route table's shape changed?", len(pub), len(adm))
+	}
+	return pub, adm
+}
+
+// routeInfo is one route of a table.
+type routeInfo struct {
+	pattern string
+	admin   bool   // the admin plane's (else the public listener's)
+	handler string // the method named in the handler expression (h.xxx)
+	json    bool   // that method (or one it calls) decodes a JSON body
+}
+
+// routeInfos reads the route tables; see routeTables.
+func routeInfos(t testing.TB) []routeInfo {
+	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	dir := filepath.Join(filepath.Dir(file), "..", "httpd")
 	fset := token.NewFileSet()
@@ -202,8 +226,59 @@ func routeTables(t testing.TB) (pub, adm []string) {
 		}
 		return "", false
 	}
+	// Which functions decode JSON: those calling decodeJSON, then those
+	// calling one of them (to a fixed point). Methods are keyed by receiver
+	// type ("adminPlane.createFolder"): both listeners have methods of the
+	// same name.
+	calls := map[string]map[string]bool{}
+	for _, f := range files {
+		for _, d := range f.Decls {
+			fd, ok := d.(*ast.FuncDecl)
+			if !ok || fd.Body == nil {
+				continue
+			}
+			key, recv, rname := fd.Name.Name, "", ""
+			if fd.Recv != nil && len(fd.Recv.List) == 1 {
+				recv = types(fd.Recv.List[0].Type)
+				key = recv + "." + fd.Name.Name
+				if len(fd.Recv.List[0].Names) == 1 {
+					rname = fd.Recv.List[0].Names[0].Name
+				}
+			}
+			m := map[string]bool{}
+			ast.Inspect(fd.Body, func(n ast.Node) bool {
+				switch n := n.(type) {
+				case *ast.SelectorExpr:
+					if id, ok := n.X.(*ast.Ident); ok && id.Name == rname && rname != "" {
+						m[recv+"."+n.Sel.Name] = true
+						return false
+					}
+				case *ast.Ident:
+					m[n.Name] = true
+				}
+				return true
+			})
+			calls[key] = m
+		}
+	}
+	decodes := map[string]bool{"decodeJSON": true}
+	for changed := true; changed; {
+		changed = false
+		for fn, m := range calls {
+			if decodes[fn] {
+				continue
+			}
+			for c := range m {
+				if decodes[c] && c != fn {
+					decodes[fn], changed = true, true
+					break
+				}
+			}
+		}
+	}
 	method := regexp.MustCompile(`^(GET|HEAD|POST|PUT|PATCH|DELETE|OPTIONS) /`)
 	seen := map[string]bool{}
+	var out []routeInfo
 	for _, f := range files {
 		for _, d := range f.Decls {
 			fd, ok := d.(*ast.FuncDecl)
@@ -213,13 +288,8 @@ func routeTables(t testing.TB) (pub, adm []string) {
 			if at, ok := fd.Type.Results.List[0].Type.(*ast.ArrayType); !ok || types(at.Elt) != "route" {
 				continue
 			}
-			var dst *[]string
-			switch types(fd.Recv.List[0].Type) {
-			case "public":
-				dst = &pub
-			case "adminPlane":
-				dst = &adm
-			default:
+			recv := types(fd.Recv.List[0].Type)
+			if recv != "public" && recv != "adminPlane" {
 				continue
 			}
 			ast.Inspect(fd.Body, func(n ast.Node) bool {
@@ -234,21 +304,30 @@ func routeTables(t testing.TB) (pub, adm []string) {
 				if !ok || !method.MatchString(p) {
 					return true
 				}
-				key := fd.Recv.List[0].Type.(*ast.StarExpr).X.(*ast.Ident).Name + " " + p
-				if !seen[key] {
-					seen[key] = true
-					*dst = append(*dst, p)
+				key := recv + " " + p
+				if seen[key] {
+					return true
 				}
+				seen[key] = true
+				ri := routeInfo{pattern: p, admin: recv == "adminPlane"}
+				// The handler: the last h.method named in the expression
+				// (h.api(h.createToken) → createToken).
+				ast.Inspect(cl.Elts[1], func(n ast.Node) bool {
+					if se, ok := n.(*ast.SelectorExpr); ok {
+						if id, ok := se.X.(*ast.Ident); ok && id.Name == "h" && calls[recv+"."+se.Sel.Name] != nil {
+							ri.handler = se.Sel.Name
+						}
+					}
+					return true
+				})
+				ri.json = decodes[recv+"."+ri.handler]
+				out = append(out, ri)
 				return true
 			})
 		}
 	}
-	sort.Strings(pub)
-	sort.Strings(adm)
-	if len(pub) < 20 || len(adm) < 20 {
-		t.Fatalf("found only %d public and %d admin routes in %s: has the route table's shape changed?", len(pub), len(adm), dir)
-	}
-	return pub, adm
+	sort.Slice(out, func(i, j int) bool { return out[i].pattern < out[j].pattern })
+	return out
 }
 
 // types names a (pointer to a) named type, or "".
