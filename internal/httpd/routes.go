@@ -13,7 +13,7 @@ type route struct {
 // admin route of any kind (DESIGN invariant 5). docs/openapi.yaml describes
 // every one of them; a test keeps the two equal.
 func (h *public) publicRoutes() []route {
-	return []route{
+	routes := []route{
 		{"GET /healthz", h.wrap(h.healthz)},
 		{"GET /api/v1/openapi.yaml", h.wrap(h.openapi)},
 		{"GET /api/v1/me", h.api(h.me)},
@@ -41,6 +41,10 @@ func (h *public) publicRoutes() []route {
 		{"PATCH /api/v1/uploads/{id}", h.tus(h.tusd.PatchFile)},
 		{"DELETE /api/v1/uploads/{id}", h.tus(h.tusd.DelFile)},
 	}
+	// Packages (api_packages.go).
+	routes = append(routes, h.packageRoutes()...)
+	// Share links and folder watches (api_shares.go).
+	return append(routes, h.shareAPIRoutes()...)
 }
 
 func (h *public) routes(mux *http.ServeMux) {
@@ -51,6 +55,9 @@ func (h *public) routes(mux *http.ServeMux) {
 		mux.Handle(rt.pattern, rt.handler)
 	}
 	for _, rt := range h.guestRoutes() { // package recipients' pages (guest.go)
+		mux.Handle(rt.pattern, rt.handler)
+	}
+	for _, rt := range h.shareGuestRoutes() { // share-link visitors' pages (guest_shares.go)
 		mux.Handle(rt.pattern, rt.handler)
 	}
 	mux.Handle("/", h.wrap(notFound))
@@ -70,6 +77,7 @@ func (h *adminPlane) adminRoutes() []route {
 		{"POST /admin/v1/users/disable", h.api(h.disableUser)},
 		{"POST /admin/v1/users/enable", h.api(h.enableUser)},
 		{"POST /admin/v1/users/role", h.api(h.setRole)},
+		{"POST /admin/v1/users/invite", h.api(h.inviteUser)}, // admin_invite.go
 		{"POST /admin/v1/folders", h.api(h.createFolder)},
 		{"POST /admin/v1/grants", h.api(h.grant)},
 		{"POST /admin/v1/grants/revoke", h.api(h.revokeGrant)},
@@ -81,6 +89,12 @@ func (h *adminPlane) adminRoutes() []route {
 		{"POST /admin/v1/policies", h.api(h.setPolicy)},
 		{"POST /admin/v1/sso", h.api(h.setSSO)},
 		{"POST /admin/v1/sso/show", h.api(h.showSSO)},
+		// The exfiltration guard (admin_guard.go).
+		{"GET /admin/v1/guard", h.api(h.guardStatusAPI)},
+		{"POST /admin/v1/guard/unfreeze", h.api(h.guardUnfreezeAPI)},
+		{"POST /admin/v1/guard/canaries", h.api(h.guardCanariesAPI)},
+		{"POST /admin/v1/guard/policy", h.api(h.guardPolicyAPI)},
+		{"POST /admin/v1/guard/webhook", h.api(h.guardWebhookAPI)},
 	}
 }
 

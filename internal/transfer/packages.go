@@ -105,7 +105,7 @@ func (s *Service) checkPackage(ctx context.Context, op string, p *ferry.Principa
 		}
 	}
 	switch ev.Action {
-	case "upload.create", "file.write", "file.read", "file.delete":
+	case "upload.create", "upload.write", "file.write", "file.read", "file.delete":
 	default:
 		perm = 0
 	}
@@ -734,3 +734,7 @@ func (s *Service) NotifyExpiring(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+// SetMail sets the outbox notifications go to; ferry serve creates the
+// outbox after the service. Call it before serving.
+func (s *Service) SetMail(o *mail.Outbox) { s.mail = o }
