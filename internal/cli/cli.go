@@ -46,6 +46,10 @@ const usage = `usage: ferry COMMAND [ARGS]
   ferry rm [-r] REMOTE...                 delete files and folders
   ferry mkdir [-p] REMOTE...              create folders
   ferry mv SRC DST                        rename or move
+  ferry send FILE... --to EMAIL [--subject S] [--message M] [--expires 7d]
+                                          send files as a package (ferry send --help)
+  ferry share [--expires 7d] [--password-stdin] [--max-downloads N] REMOTE
+                                          make a share link (ferry share ls, ferry share revoke ID)
         (each takes --server, --token, --ca; ferry put --help says more)
   ferry version
 `
@@ -80,6 +84,10 @@ func Run(ctx context.Context, args []string, env Env) error {
 		return runMkdir(ctx, args[1:], env)
 	case "mv":
 		return runMv(ctx, args[1:], env)
+	case "send":
+		return runSend(ctx, args[1:], env)
+	case "share":
+		return runShare(ctx, args[1:], env)
 	case "version", "--version":
 		fmt.Fprintln(env.Stdout, "ferry", Version)
 		return nil
