@@ -164,9 +164,9 @@ func (s *Service) upgradeHash(ctx context.Context, u *ferry.User, password strin
 
 // StartSession signs a user in after a login method other than a password
 // (a passkey, single sign-on) has verified them: methods names it for the
-// audit record. Disabled users and disallowed addresses are refused, and so
-// is the admin plane: passkey and single-sign-on logins exist on the public
-// listener only.
+// audit record. Disabled users and disallowed addresses are refused; on the
+// admin plane (c.Plane) so is anyone who is not an organisation or server
+// administrator.
 func (s *Service) StartSession(ctx context.Context, userID, methods string, c Client) (string, *ferry.Session, error) {
 	u, err := s.db.UserByID(ctx, userID)
 	if err != nil {
@@ -175,8 +175,8 @@ func (s *Service) StartSession(ctx context.Context, userID, methods string, c Cl
 	if u.Disabled {
 		return "", nil, s.loginDeny(ctx, u, u.Email, c, methods, "user disabled")
 	}
-	if c.plane() != ferry.PlanePublic {
-		return "", nil, s.loginDeny(ctx, u, u.Email, c, methods, "not offered on the admin listener")
+	if !mayUsePlane(u, c.plane()) {
+		return "", nil, s.loginDeny(ctx, u, u.Email, c, methods, "not an administrator (admin listener)")
 	}
 	pol, err := s.db.Policy(ctx, u.OrgID)
 	if err != nil {

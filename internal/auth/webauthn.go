@@ -355,7 +355,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, rp RP, ceremonyID stri
 		if err != nil {
 			why += ": " + clip(err.Error(), 200)
 		}
-		ev := &ferry.Event{Action: "auth.login", Outcome: ferry.OutcomeDenied, Actor: "anonymous", Remote: c.Remote, Protocol: "https", Detail: "passkey: " + why}
+		ev := &ferry.Event{Action: "auth.login", Outcome: ferry.OutcomeDenied, Actor: "anonymous", Remote: c.Remote, Protocol: planeProtocol(c.plane()), Detail: "passkey: " + why}
 		if u != nil {
 			ev.Actor, ev.ActorID, ev.OrgID = u.Email, u.ID, u.OrgID
 		}
@@ -471,7 +471,7 @@ func (s *Service) FinishPasskeyMFA(ctx context.Context, sess *ferry.Session, rp 
 			why += ": " + clip(err.Error(), 200)
 		}
 		if aerr := s.log.Append(ctx, &ferry.Event{Action: "auth.login", Outcome: ferry.OutcomeDenied, Actor: w.u.Email, ActorID: w.u.ID, OrgID: w.u.OrgID,
-			Session: sess.ID, Remote: c.Remote, Protocol: "https", Detail: "passkey: " + why}); aerr != nil {
+			Session: sess.ID, Remote: c.Remote, Protocol: planeProtocol(sess.Plane), Detail: "passkey: " + why}); aerr != nil {
 			return "", nil, aerr
 		}
 		return "", nil, ErrPasskey

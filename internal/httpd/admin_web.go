@@ -292,6 +292,7 @@ func (h *adminPlane) adminWebRoutes() []route {
 		{"GET /admin/audit/export", h.page(signedIn, h.auditExport)},
 	}
 	// Further pages, each topic with its own table in its own file.
+	routes = append(routes, h.adminLoginRoutes()...) // admin_login_extra.go
 	routes = append(routes, h.adminUsersRoutes()...) // admin_users.go
 	routes = append(routes, h.adminGuardRoutes()...) // admin_guard.go
 	return routes
@@ -369,6 +370,7 @@ func (h *adminPlane) adminLogin(w http.ResponseWriter, r *http.Request, ar *admi
 // adminMFAData says whether the administrator has a factor to give.
 type adminMFAData struct {
 	MustEnrol bool // the organisation requires one and none is enrolled
+	Passkeys  bool // a passkey may be given (admin_login_extra.go)
 }
 
 func (h *adminPlane) adminMFAForm(w http.ResponseWriter, r *http.Request, ar *adminReq) error {
@@ -381,13 +383,14 @@ func (h *adminPlane) showAdminMFA(w http.ResponseWriter, r *http.Request, ar *ad
 		return err
 	}
 	d := ar.data("Second factor", "")
-	d.Data = &adminMFAData{MustEnrol: !f.TOTP}
+	passkeys := f.Passkeys > 0 && f.PasskeyPolicy != ferry.PasskeysOff
+	d.Data = &adminMFAData{MustEnrol: !f.TOTP && !passkeys, Passkeys: passkeys}
 	d.Error = msg
 	return h.show(w, status, "mfa", d)
 }
 
-// adminMFA takes a TOTP or recovery code. Passkeys and enrolment are on the
-// public listener's pages.
+// adminMFA takes a TOTP or recovery code (a passkey: admin_login_extra.go).
+// Enrolment is on the public listener's pages.
 func (h *adminPlane) adminMFA(w http.ResponseWriter, r *http.Request, ar *adminReq) error {
 	ctx := r.Context()
 	a := auth.Attempt{Account: ar.p.Email, Remote: remoteHost(r), Protocol: "admin"}

@@ -1,7 +1,8 @@
 // Passkey ceremonies for Ferry's pages. The server keeps each ceremony's
 // state; this module only carries the options to the browser's WebAuthn API
 // and the authenticator's answer back, as form fields (with the page's CSRF
-// token) so the same checks apply as to every form.
+// token) so the same checks apply as to every form. data-base="/admin" on
+// the element runs the ceremony against the admin listener's routes.
 
 const b64 = {
   decode(s) {
@@ -72,16 +73,18 @@ function credentialJSON(cred) {
 const ceremonies = {
   async login(el) {
     const csrf = el.dataset.csrf || "";
+    const base = el.dataset.base || "";
     const next = new URLSearchParams(location.search).get("next") || "/";
-    const opts = await post("/login/passkey/begin", { csrf });
+    const opts = await post(base + "/login/passkey/begin", { csrf });
     const cred = await navigator.credentials.get(requestOptions(opts));
-    return post("/login/passkey/finish", { csrf, next, credential: credentialJSON(cred) });
+    return post(base + "/login/passkey/finish", { csrf, next, credential: credentialJSON(cred) });
   },
   async mfa(el) {
     const csrf = el.dataset.csrf || "";
-    const opts = await post("/login/mfa/passkey/begin", { csrf });
+    const base = el.dataset.base || "";
+    const opts = await post(base + "/login/mfa/passkey/begin", { csrf });
     const cred = await navigator.credentials.get(requestOptions(opts));
-    return post("/login/mfa/passkey/finish", { csrf, credential: credentialJSON(cred) });
+    return post(base + "/login/mfa/passkey/finish", { csrf, credential: credentialJSON(cred) });
   },
   async register(el) {
     const csrf = el.dataset.csrf || "";
