@@ -269,6 +269,8 @@ func (h *public) browserRoutes() []route {
 	routes = append(routes, h.ssoRoutes()...)
 	// Browse, download, upload and manage files (web_files.go).
 	routes = append(routes, h.fileRoutes()...)
+	// The user's share links and folder watches (web_shares.go).
+	routes = append(routes, h.shareWebRoutes()...)
 	return routes
 }
 
