@@ -269,6 +269,7 @@ func (h *public) browserRoutes() []route {
 	routes = append(routes, h.ssoRoutes()...)
 	// Browse, download, upload and manage files (web_files.go).
 	routes = append(routes, h.fileRoutes()...)
+	routes = append(routes, h.moveRoutes()...) // the folder chooser of "move" (web_move.go)
 	// The user's share links and folder watches (web_shares.go).
 	routes = append(routes, h.shareWebRoutes()...)
 	return routes
