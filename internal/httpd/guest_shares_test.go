@@ -432,3 +432,26 @@ func TestFolderWatch(t *testing.T) {
 	ferrytest.Expect(t, s.Do("DELETE", "/api/v1/watches/"+ws.Watches[0].ID, bob, nil), 404)
 	ferrytest.Expect(t, s.Do("DELETE", "/api/v1/watches/"+ws.Watches[0].ID, alice, nil), 204)
 }
+
+// TestShareCanary: sharing a canary file, or a folder holding one, is
+// refused and freezes the sharer (the exfiltration guard).
+func TestShareCanary(t *testing.T) {
+	s := ferrytest.Start(t)
+	alice := s.User("acme", "alice@acme.test", "admin")
+	bob := s.User("acme", "bob@acme.test", "user")
+	ferrytest.Expect(t, s.Do("POST", "/api/v1/folders/hr", alice, nil), 201)
+	ferrytest.Expect(t, s.Do("PUT", "/api/v1/files/hr/salaries.xlsx", alice, strings.NewReader("bait")), 201)
+	ferrytest.Expect(t, s.Do("PUT", "/api/v1/files/hr/handbook.pdf", alice, strings.NewReader("ok")), 201)
+	s.Admin("grant", "--org", "acme", "--user", "bob@acme.test", "/hr", "list,read,share")
+	s.Admin("canary", "mark", "--org", "acme", "/hr/salaries.xlsx")
+	// A file beside the canary may be shared.
+	makeShare(t, s, bob, map[string]any{"path": "/hr/handbook.pdf"})
+	res := s.Do("POST", "/api/v1/shares", bob, strings.NewReader(`{"path":"/hr"}`), "Content-Type", "application/json")
+	if body := ferrytest.Body(t, res); res.StatusCode < 400 || strings.Contains(body, `"token"`) {
+		t.Fatalf("sharing a folder with a canary: %d %s", res.StatusCode, body)
+	}
+	// Bob is frozen now: reading what he could read before is refused.
+	if res := s.Do("GET", "/api/v1/files/hr/handbook.pdf", bob, nil); res.StatusCode == 200 {
+		t.Fatalf("a frozen sharer still reads: %d", res.StatusCode)
+	}
+}

@@ -172,9 +172,15 @@ func (s *Service) CreateShare(ctx context.Context, p *ferry.Principal, o ShareOp
 	}
 	tok := base64.RawURLEncoding.EncodeToString(raw[:])
 	sh.TokenHash = hashShareToken(tok)
-	// The exfiltration guard (issue 7, "guard" helper) is consulted here
-	// once it exposes guardShare: a canary share freezes the sharer.
-	// GUARD HOOK: if err := s.guardShare(ctx, p, pth); err != nil { return nil, "", s.fail(ctx, ev, err) }
+	// The exfiltration guard: sharing a canary (or a folder holding one)
+	// freezes the sharer and is refused.
+	if err := s.guardShare(ctx, p, pth); err != nil {
+		ev.Outcome, ev.Detail = ferry.OutcomeDenied, "refused by the guard: "+ferry.Message(err)
+		if aerr := s.append(ctx, ev); aerr != nil {
+			return nil, "", aerr
+		}
+		return nil, "", err
+	}
 	if err := s.db.CreateShare(ctx, sh); err != nil {
 		return nil, "", s.fail(ctx, ev, err)
 	}
