@@ -25,7 +25,7 @@ const auditUsage = `usage:
   ferry audit log --data DIR [--since T] [--until T] [--actor EMAIL] [--path P] [--party P] [--action A] [--json] [--db DSN]
         list audit records; T is RFC 3339 (2026-11-30T08:00:00Z), a date (2026-11-30) or a duration ago (24h);
         A is an action (file.read) or a prefix (file.*)
-`
+` + auditImpactUsage
 
 func runAudit(ctx context.Context, args []string, env Env) error {
 	if len(args) == 0 {
@@ -37,6 +37,8 @@ func runAudit(ctx context.Context, args []string, env Env) error {
 	data := fs.String("data", "", "data directory ($FERRY_DATA, default ./ferry-data)")
 	dsn := fs.String("db", "", "database DSN when not SQLite in the data directory ($FERRY_DB)")
 	switch args[0] {
+	case "impact": // audit_impact.go
+		return runAuditImpact(ctx, args[1:], env)
 	case "verify":
 		cp := fs.String("checkpoint", "", "an older checkpoint file to prove a prefix of the log")
 		if _, err := parseInterspersed(fs, args[1:]); err != nil {
