@@ -5,7 +5,7 @@ package httpd
 // the tests of the unauthenticated surface.
 func RoutePatterns() (pub, adm []string) {
 	p := &public{}
-	for _, rt := range append(p.publicRoutes(), p.browserRoutes()...) {
+	for _, rt := range append(append(p.publicRoutes(), p.browserRoutes()...), p.guestRoutes()...) {
 		pub = append(pub, rt.pattern)
 	}
 	a := &adminPlane{metrics: NewMetrics(func() float64 { return 0 })}

@@ -28,6 +28,9 @@ var reviewedOpen = map[string][]string{
 		"POST /login/passkey/finish",   // passwordless sign-in (400 without a ceremony)
 		"GET /login/sso",               // single sign-on start (400 without an org or email)
 		"GET /static/{file}",           // stylesheet and scripts
+		// The package guest pages /p/{token}… (guest.go) are open by design
+		// to whoever holds a valid link, and to no one else: without one
+		// they refuse (404, then 429), so they are not listed here.
 	},
 	"admin": { // the admin listener is loopback-only by default
 		"GET /healthz",             // readiness
