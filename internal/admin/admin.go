@@ -39,6 +39,7 @@ type Service struct {
 	logger *slog.Logger
 
 	verifier       note.Verifier // audit checkpoint key (SetAuditVerifier)
+	mailer         Mailer        // invitation mails (SetMail, invite.go)
 	checkpointFile string
 }
 

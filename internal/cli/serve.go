@@ -25,7 +25,6 @@ import (
 	"ferry.dev/ferry/internal/httpd"
 	"ferry.dev/ferry/internal/keys"
 	"ferry.dev/ferry/internal/mail"
-	"ferry.dev/ferry/internal/mail"
 	"ferry.dev/ferry/internal/sftpd"
 	"ferry.dev/ferry/internal/transfer"
 )
@@ -102,12 +101,7 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	if err != nil {
 		return err
 	}
-	// The mail outbox: queued in the database, delivered by outbox.Run
-	// below (internal/mail); give it to whatever sends mail.
-	outbox, err := mail.New(mail.Config{DB: d, SMTPURL: cfg.SMTPURL, From: cfg.MailFrom, PublicURL: cfg.PublicURL, Now: now, Logger: logger})
-	if err != nil {
-		return err
-	}
+	ad.SetMail(outbox) // email invitations (internal/admin invite.go)
 	hostKeys, err := sftpd.LoadOrCreateHostKeys(keyDir, rand.Reader, cfg.SFTPLegacy)
 	if err != nil {
 		return fmt.Errorf("SSH host keys: %w", err)
@@ -158,9 +152,6 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 		publicLn.Close()
 		adminLn.Close()
 		return err
-	}
-	if cfg.PublicURL == "" {
-		outbox.SetPublicURL("https://" + publicLn.Addr().String())
 	}
 	if cfg.PublicURL == "" {
 		outbox.SetPublicURL("https://" + publicLn.Addr().String())
@@ -228,11 +219,6 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	go func() {
 		defer wg.Done()
 		sweep(sweepCtx, tr, cfg.SweepInterval, logger)
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		outbox.Run(sweepCtx)
 	}()
 	wg.Add(1)
 	go func() {

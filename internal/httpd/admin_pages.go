@@ -56,8 +56,8 @@ func (h *adminPlane) usersPage(w http.ResponseWriter, r *http.Request, ar *admin
 
 // userCreate creates a user. Without a password from the form (and unless
 // they are to sign in with single sign-on only) a random initial password
-// is generated and shown once, for the administrator to pass on: there is
-// no mail yet to send an invitation.
+// is generated and shown once, for the administrator to pass on; the
+// alternative is an invitation by email (admin_invite.go).
 func (h *adminPlane) userCreate(w http.ResponseWriter, r *http.Request, ar *adminReq) error {
 	f := r.PostForm
 	pw := f.Get("password")

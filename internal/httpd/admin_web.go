@@ -293,6 +293,7 @@ func (h *adminPlane) adminWebRoutes() []route {
 	}
 	// Further pages, each topic with its own table in its own file.
 	routes = append(routes, h.adminLoginRoutes()...) // admin_login_extra.go
+	routes = append(routes, h.adminInviteRoutes()...) // admin_invite.go
 	routes = append(routes, h.adminUsersRoutes()...) // admin_users.go
 	routes = append(routes, h.adminGuardRoutes()...) // admin_guard.go
 	return routes

@@ -270,6 +270,7 @@ func (h *public) browserRoutes() []route {
 	// Browse, download, upload and manage files (web_files.go).
 	routes = append(routes, h.fileRoutes()...)
 	routes = append(routes, h.moveRoutes()...) // the folder chooser of "move" (web_move.go)
+	routes = append(routes, h.inviteRoutes()...) // email invitations' links (web_invite.go)
 	// The user's share links and folder watches (web_shares.go).
 	routes = append(routes, h.shareWebRoutes()...)
 	return routes

@@ -1,0 +1,201 @@
+package httpd_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"ferry.dev/ferry/internal/ferrytest"
+)
+
+var inviteLinkRE = regexp.MustCompile(`https://[^\s"<>]+/invite/[A-Za-z0-9_-]{43}`)
+
+func inviteLink(t *testing.T, s *ferrytest.Server, m ferrytest.MailpitMessage) string {
+	t.Helper()
+	link := inviteLinkRE.FindString(m.Text)
+	if link == "" || !strings.HasPrefix(link, s.PublicURL+"/invite/") {
+		t.Fatalf("no invitation link to %s in the mail:\n%s", s.PublicURL, m.Text)
+	}
+	if !strings.Contains(m.HTML, `href="`+link+`"`) {
+		t.Fatalf("the HTML part lacks the link %s:\n%s", link, m.HTML)
+	}
+	return strings.TrimPrefix(link, s.PublicURL)
+}
+
+// TestInviteByEmail: an administrator invites a new user through the admin
+// API; a real mail (Mailpit) carries a single-use link to the public
+// listener, where the user chooses a password (the policy applies) and is
+// signed in. Inviting again replaces the link; a used, replaced or made-up
+// link gets the same refusal; the link never appears in the API answer;
+// everything is audited.
+func TestInviteByEmail(t *testing.T) {
+	mp := ferrytest.StartMailpit(t)
+	s := ferrytest.Start(t, ferrytest.WithMail(mp))
+	ada := s.User("acme", "ada@acme.test", "admin")
+	bob := s.User("acme", "bob@acme.test", "user")
+	mallory := s.User("evil", "mallory@evil.test", "admin")
+	withPassword(t, s, "acme", "carol@acme.test", "user", "correct horse battery")
+	c := from(s, "127.0.0.1")
+	invite := func(token string, body map[string]any) (*http.Response, string) {
+		t.Helper()
+		return postJSON(t, c, s.AdminURL+"/admin/v1/users/invite", token, body)
+	}
+
+	res, body := invite(ada, map[string]any{"org": "acme", "email": "Nina@Acme.test", "role": "user"})
+	if res.StatusCode != 201 {
+		t.Fatalf("invite: %d %s", res.StatusCode, body)
+	}
+	var got struct {
+		OK        bool
+		Email     string
+		Expires   time.Time
+		Reinvited bool
+	}
+	json.Unmarshal([]byte(body), &got)
+	if !got.OK || got.Email != "nina@acme.test" || got.Reinvited || time.Until(got.Expires) < 71*time.Hour || time.Until(got.Expires) > 73*time.Hour {
+		t.Fatalf("invite answer: %s", body)
+	}
+	if strings.Contains(body, "/invite/") {
+		t.Fatalf("the API answer carries the link: %s", body)
+	}
+	first := inviteLink(t, s, mp.WaitFor(t, "nina@acme.test", "invited", 30*time.Second))
+
+	// Refusals: a plain user, another organisation's administrator, a bad
+	// address, a header-injection attempt.
+	for _, tc := range []struct {
+		who, token string
+		body       map[string]any
+		status     int
+	}{
+		{"plain user", bob, map[string]any{"org": "acme", "email": "x@acme.test"}, 403},
+		{"other org's admin", mallory, map[string]any{"org": "acme", "email": "x@acme.test"}, 403},
+		{"bad address", ada, map[string]any{"org": "acme", "email": "not-an-address"}, 400},
+		{"CRLF in address", ada, map[string]any{"org": "acme", "email": "x@acme.test\r\nBcc: victim@evil.test"}, 400},
+		{"existing user with a password", ada, map[string]any{"org": "acme", "email": "carol@acme.test"}, 409},
+		{"password given", ada, map[string]any{"org": "acme", "email": "y@acme.test", "password": "correct horse battery"}, 400},
+	} {
+		if res, body := invite(tc.token, tc.body); res.StatusCode != tc.status {
+			t.Errorf("%s: %d %s, want %d", tc.who, res.StatusCode, body, tc.status)
+		}
+	}
+
+	// Inviting again replaces the link.
+	res, body = invite(ada, map[string]any{"org": "acme", "email": "nina@acme.test"})
+	got.Reinvited = false
+	json.Unmarshal([]byte(body), &got)
+	if res.StatusCode != 200 || !got.Reinvited {
+		t.Fatalf("re-invite: %d %s", res.StatusCode, body)
+	}
+	var second string
+	deadline := time.Now().Add(30 * time.Second)
+	for second == "" || second == first {
+		var n int
+		for _, m := range mp.Messages(t) {
+			if len(m.To) == 1 && m.To[0] == "nina@acme.test" {
+				n++
+				second = inviteLink(t, s, m)
+			}
+		}
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no second invitation mail")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if second == first {
+		t.Fatal("the second invitation has the same link")
+	}
+
+	b := newBrowser(t, s)
+	res, page := b.get(first)
+	if res.StatusCode != 404 || !strings.Contains(page, "not valid") || strings.Contains(page, "nina@acme.test") {
+		t.Fatalf("replaced link: %d\n%s", res.StatusCode, page)
+	}
+	_, made := b.get("/invite/" + strings.Repeat("A", 43))
+	if !strings.Contains(made, "not valid") {
+		t.Fatalf("made-up link page:\n%s", made)
+	}
+
+	// Before accepting, nina cannot sign in.
+	if res, _ := b.post("/login", url.Values{"email": {"nina@acme.test"}, "password": {"anything at all 123"}}); res.StatusCode == http.StatusSeeOther {
+		t.Fatal("an invited user signed in without a password")
+	}
+
+	res, page = b.get(second)
+	if res.StatusCode != 200 || !strings.Contains(page, "nina@acme.test") || !strings.Contains(page, `name="password"`) {
+		t.Fatalf("invitation page: %d\n%s", res.StatusCode, page)
+	}
+	form := func(pw, confirm string) url.Values {
+		return url.Values{"password": {pw}, "confirm": {confirm}} // no session yet: no CSRF token
+	}
+	// A cross-site form is refused.
+	if res, _ := b.post(second, form("correct horse battery staple", "correct horse battery staple"), "https://evil.test"); res.StatusCode != 403 {
+		t.Fatalf("cross-origin accept: %d", res.StatusCode)
+	}
+	// A password the policy refuses, or two that differ: the link still works.
+	if res, p := b.post(second, form("short", "short"), s.PublicURL); res.StatusCode != 400 || !strings.Contains(p, "at least") {
+		t.Fatalf("weak password: %d\n%s", res.StatusCode, p)
+	}
+	if res, _ := b.post(second, form("correct horse battery staple", "correct horse battery stapler"), s.PublicURL); res.StatusCode != 400 {
+		t.Fatalf("different passwords: %d", res.StatusCode)
+	}
+	res, _ = b.post(second, form("correct horse battery staple", "correct horse battery staple"), s.PublicURL)
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/" {
+		t.Fatalf("accept: %d %s", res.StatusCode, res.Header.Get("Location"))
+	}
+	if res, page := b.get("/account"); res.StatusCode != 200 || !strings.Contains(page, "nina@acme.test") {
+		t.Fatalf("account page after accepting: %d", res.StatusCode)
+	}
+	// Single use.
+	b2 := newBrowser(t, s)
+	if res, page := b2.get(second); res.StatusCode != 404 || !strings.Contains(page, "not valid") {
+		t.Fatalf("used link: %d", res.StatusCode)
+	}
+	if res, _ := b2.post(second, url.Values{"password": {"another good password 9"}, "confirm": {"another good password 9"}}, s.PublicURL); res.StatusCode != 404 {
+		t.Fatalf("used link, POST: %d", res.StatusCode)
+	}
+	// The chosen password signs in.
+	if res, _ := b2.post("/login", url.Values{"email": {"nina@acme.test"}, "password": {"correct horse battery staple"}}); res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/" {
+		t.Fatalf("login with the chosen password: %d %s", res.StatusCode, res.Header.Get("Location"))
+	}
+	// Now that she has a password, inviting her again is refused.
+	if res, body := invite(ada, map[string]any{"org": "acme", "email": "nina@acme.test"}); res.StatusCode != 409 {
+		t.Fatalf("invite an active user: %d %s", res.StatusCode, body)
+	}
+
+	// Audited: two invitations by ada, refusals, one acceptance, and the
+	// unusable links.
+	var okInv int
+	for _, ev := range auditEvents(t, s, "user.invite") {
+		if ev["outcome"] == "ok" {
+			okInv++
+			if ev["actor"] != "ada@acme.test" {
+				t.Errorf("user.invite by %v", ev["actor"])
+			}
+		}
+	}
+	if okInv != 2 {
+		t.Errorf("%d successful user.invite events, want 2", okInv)
+	}
+	var accepted, denied int
+	for _, ev := range auditEvents(t, s, "user.invite.accept") {
+		switch ev["outcome"] {
+		case "ok":
+			accepted++
+			if ev["actor"] != "nina@acme.test" {
+				t.Errorf("user.invite.accept by %v", ev["actor"])
+			}
+		case "denied":
+			denied++
+		}
+	}
+	if accepted != 1 || denied == 0 {
+		t.Errorf("user.invite.accept: %d ok, %d denied", accepted, denied)
+	}
+}
