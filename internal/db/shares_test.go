@@ -40,7 +40,7 @@ func TestShares(t *testing.T) {
 		sh := &ferry.Share{ID: ferry.NewID(nil), OrgID: org.ID, UserID: u.ID, Path: "/docs/a.txt", FolderID: fo.ID, Name: "a.txt",
 			TokenHash: bytes.Repeat([]byte{1}, 32), PasswordHash: "$argon2id$x", MaxDownloads: 3,
 			AllowedIPs: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("2001:db8::/32")},
-			Created: now, Expires: now.Add(time.Hour)}
+			Created:    now, Expires: now.Add(time.Hour)}
 		if err := d.CreateShare(ctx, sh); err != nil {
 			t.Fatal(err)
 		}
