@@ -269,6 +269,8 @@ func (h *public) browserRoutes() []route {
 	routes = append(routes, h.ssoRoutes()...)
 	// Browse, download, upload and manage files (web_files.go).
 	routes = append(routes, h.fileRoutes()...)
+	// Inbox, outbox, compose and package pages (web_packages.go).
+	routes = append(routes, h.packagePageRoutes()...)
 	routes = append(routes, h.moveRoutes()...) // the folder chooser of "move" (web_move.go)
 	routes = append(routes, h.inviteRoutes()...) // email invitations' links (web_invite.go)
 	// The user's share links and folder watches (web_shares.go).

@@ -42,8 +42,6 @@ func (h *public) fileRoutes() []route {
 		{"POST /rename/{path...}", h.page(signedIn, h.renameForm)},
 		{"POST /move/{path...}", h.page(signedIn, h.moveForm)},
 		{"POST /delete/{path...}", h.page(signedIn, h.deleteForm)},
-		{"GET /inbox", h.page(signedIn, h.packagesPage("Inbox", "Packages sent to you will be listed here."))},
-		{"GET /outbox", h.page(signedIn, h.packagesPage("Outbox", "Packages you send will be listed here."))},
 		{"POST " + webTusBasePath + "{$}", h.webTus(h.tusWeb.PostFile)},
 		{"HEAD " + webTusBasePath + "{id}", h.webTus(h.tusWeb.HeadFile)},
 		{"PATCH " + webTusBasePath + "{id}", h.webTus(h.tusWeb.PatchFile)},
@@ -497,13 +495,4 @@ func (h *public) deleteForm(w http.ResponseWriter, r *http.Request, wr *webReq) 
 		return h.actionFailed(w, r, wr, dir, err)
 	}
 	return actionDone(w, r, dir, "delete")
-}
-
-// packagesPage is a placeholder until packages exist.
-func (h *public) packagesPage(title, what string) pageFunc {
-	return func(w http.ResponseWriter, r *http.Request, wr *webReq) error {
-		d := wr.data(title)
-		d.Heading, d.Message = title, what
-		return h.show(w, "packages", d)
-	}
 }
