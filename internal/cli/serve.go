@@ -101,6 +101,7 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	if err != nil {
 		return err
 	}
+	tr.SetMail(outbox) // package, share and watch notifications
 	ad.SetMail(outbox) // email invitations (internal/admin invite.go)
 	hostKeys, err := sftpd.LoadOrCreateHostKeys(keyDir, rand.Reader, cfg.SFTPLegacy)
 	if err != nil {
@@ -266,6 +267,9 @@ func sweep(ctx context.Context, tr *transfer.Service, every time.Duration, logge
 			logger.Error("retention sweep", "err", err)
 		} else if n > 0 {
 			logger.Info("retention sweep shredded expired files", "files", n)
+		}
+		if _, err := tr.NotifyExpiring(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("package expiry notices", "err", err)
 		}
 		select {
 		case <-ctx.Done():
