@@ -25,6 +25,8 @@ const adminUsage = `usage: ferry admin --data DIR COMMAND …
   user create --org ORG --email EMAIL [--role admin|user|external] [--party PARTY] [--password-stdin]
   user disable EMAIL
   user role EMAIL --role admin|user|external
+  user invite --org ORG --email EMAIL [--role admin|user|external] [--party PARTY]
+                                                mails a single-use link to choose a password (docs/MAIL.md)
   folder create --org ORG /PATH [--party PARTY]
   grant --org ORG --user EMAIL /PATH PERMS      PERMS: list,read,write,delete,share,manage (or none)
   token create --user EMAIL [--expires 720h]    prints only the token
@@ -117,7 +119,7 @@ func (c *adminClient) do(ctx context.Context, method, path string, req, resp any
 func runAdmin(ctx context.Context, args []string, env Env) error {
 	fs := newFlags("ferry admin", env)
 	data := fs.String("data", "", "data directory of the running server ($FERRY_DATA, default ./ferry-data)")
-	fs.Usage = func() { io.WriteString(env.Stderr, adminUsage) }
+	fs.Usage = func() { io.WriteString(env.Stderr, adminUsage+adminGuardUsage) }
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -140,7 +142,7 @@ func runAdmin(ctx context.Context, args []string, env Env) error {
 	}
 	c := newAdminClient(*data)
 	cmd := rest[0]
-	if len(rest) > 1 && !strings.HasPrefix(rest[1], "-") && cmd != "grant" && cmd != "hold" {
+	if len(rest) > 1 && !strings.HasPrefix(rest[1], "-") && cmd != "grant" && cmd != "hold" && cmd != "unfreeze" {
 		cmd += " " + rest[1]
 		rest = rest[1:]
 	}
@@ -337,8 +339,12 @@ func runAdmin(ctx context.Context, args []string, env Env) error {
 		} else {
 			fmt.Fprintf(out, "%s is on hold\n", pos[0])
 		}
+	case "user invite":
+		return adminInvite(ctx, c, sub, rest[1:], env) // admin_invite.go
 	case "sso set", "sso show":
 		return adminSSO(ctx, c, cmd, sub, rest[1:], env)
+	case "unfreeze", "guard show", "guard policy", "guard webhook", "canary mark", "canary unmark", "canary generate", "canary list":
+		return adminGuard(ctx, c, cmd, sub, rest[1:], env) // admin_guard.go
 	case "policy show", "policy set":
 		return adminPolicy(ctx, c, cmd, sub, rest[1:], env)
 	default:

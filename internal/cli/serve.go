@@ -16,15 +16,20 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"ferry.dev/ferry/internal/admin"
 	"ferry.dev/ferry/internal/audit"
 	"ferry.dev/ferry/internal/auth"
 	"ferry.dev/ferry/internal/blob/local"
 	"ferry.dev/ferry/internal/config"
 	"ferry.dev/ferry/internal/db"
+	"ferry.dev/ferry/internal/ferry"
+	"ferry.dev/ferry/internal/guard"
 	"ferry.dev/ferry/internal/httpd"
 	"ferry.dev/ferry/internal/keys"
 	"ferry.dev/ferry/internal/mail"
+	"ferry.dev/ferry/internal/outbound"
 	"ferry.dev/ferry/internal/sftpd"
 	"ferry.dev/ferry/internal/transfer"
 )
@@ -91,7 +96,16 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	au := auth.New(d, alog, now, rand.Reader, logger)
 	au.SetKEKs(keks)
 	au.SetOutboundAllow(cfg.OutboundAllow)
-	tr := transfer.New(transfer.Config{DB: d, Blobs: blobs, KEKs: keks, Audit: alog, Now: now, Rand: rand.Reader, Logger: logger,
+	// The exfiltration guard (internal/guard): consulted by transfer before
+	// every read; auth refuses frozen users; Run (below) delivers alerts and
+	// verifies the audit log every hour.
+	gd, err := guard.New(ctx, guard.Config{DB: d, Audit: alog, Now: now, Rand: rand.Reader, Logger: logger,
+		HTTP: outbound.NewClient(cfg.OutboundAllow, 15*time.Second), VerifyAudit: verifyAudit(d, verifier, filepath.Join(cfg.Data, "audit", "checkpoint"))})
+	if err != nil {
+		return fmt.Errorf("guard: %w", err)
+	}
+	au.SetGuard(gd)
+	tr := transfer.New(transfer.Config{DB: d, Blobs: blobs, KEKs: keks, Audit: alog, Now: now, Rand: rand.Reader, Logger: logger, Guard: gd,
 		Metrics: transfer.Metrics{Transfer: metrics.Transfer}, UploadTTL: cfg.UploadTTL})
 	ad := admin.New(d, au, tr, keks, alog, now, rand.Reader, logger)
 	ad.SetAuditVerifier(verifier, filepath.Join(cfg.Data, "audit", "checkpoint"))
@@ -103,6 +117,9 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	}
 	tr.SetMail(outbox) // package, share and watch notifications
 	ad.SetMail(outbox) // email invitations (internal/admin invite.go)
+	gd.SetMail(func(ctx context.Context, kind string, to []string, data map[string]string) error {
+		return outbox.Notify(ctx, kind, "en", to, data)
+	})
 	hostKeys, err := sftpd.LoadOrCreateHostKeys(keyDir, rand.Reader, cfg.SFTPLegacy)
 	if err != nil {
 		return fmt.Errorf("SSH host keys: %w", err)
@@ -226,6 +243,11 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 		defer wg.Done()
 		outbox.Run(sweepCtx)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		gd.Run(sweepCtx)
+	}()
 	fmt.Fprintln(env.Stderr, "ferry: ready")
 
 	var runErr error
@@ -256,6 +278,22 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	}
 	fmt.Fprintln(env.Stderr, "ferry: stopped")
 	return runErr
+}
+
+// verifyAudit returns the guard's periodic audit verification: an error
+// only when the log fails verification (ferry.Integrity), not when it could
+// not be read.
+func verifyAudit(d *db.DB, v note.Verifier, checkpointFile string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		latest, err := os.ReadFile(checkpointFile)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if _, err := audit.Verify(ctx, d, v, nil, latest); ferry.KindOf(err) == ferry.Integrity {
+			return err
+		}
+		return nil
+	}
 }
 
 // sweep crypto-shreds expired files every interval.

@@ -169,11 +169,22 @@ func TestInviteByEmail(t *testing.T) {
 		t.Fatalf("invite an active user: %d %s", res.StatusCode, body)
 	}
 
-	// Audited: two invitations by ada, refusals, one acceptance, and the
+	// The operator's CLI invites too; the link is mailed, never printed.
+	out := s.Admin("user", "invite", "--org", "acme", "--email", "olga@acme.test", "--role", "user")
+	if !strings.Contains(out, "invited olga@acme.test") || strings.Contains(out, "/invite/") {
+		t.Fatalf("ferry admin user invite: %q", out)
+	}
+	olga := mp.WaitFor(t, "olga@acme.test", "invited", 30*time.Second)
+	inviteLink(t, s, olga)
+	if !strings.Contains(olga.Text, "operator invited you") {
+		t.Fatalf("CLI invitation text:\n%s", olga.Text)
+	}
+
+	// Audited: invitations by ada, refusals, one acceptance, and the
 	// unusable links.
 	var okInv int
 	for _, ev := range auditEvents(t, s, "user.invite") {
-		if ev["outcome"] == "ok" {
+		if ev["outcome"] == "ok" && ev["actor"] != "operator" {
 			okInv++
 			if ev["actor"] != "ada@acme.test" {
 				t.Errorf("user.invite by %v", ev["actor"])
