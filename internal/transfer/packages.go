@@ -680,6 +680,9 @@ func (s *Service) PutReply(ctx context.Context, p *ferry.Principal, id, name str
 	if rcpt == nil {
 		return nil, ferry.E(op, ferry.NotExist, "no such package")
 	}
+	if !pkg.AllowReply {
+		return nil, ferry.E(op, ferry.Permission, "the sender did not allow replies to this package")
+	}
 	if _, err := s.db.FileByName(ctx, pkg.ReplyFolderID, name); err == nil {
 		return nil, ferry.Errorf(op, ferry.Exist, "a reply called %q is already there; rename your file", name)
 	}
