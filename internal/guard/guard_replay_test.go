@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -254,7 +255,8 @@ func steal(paths []string, get func(path string) (int64, error)) (files int, byt
 // bytes left; the administrators get the alert by mail; the token and the
 // web session are refused afterwards; a restart keeps the freeze; one
 // unfreeze restores access. Canary files freeze at the first read, over
-// REST and SFTP, within that request.
+// REST, SFTP and a share link, within that request; sharing a folder that
+// holds one freezes the sharer.
 func TestGuardReplay(t *testing.T) {
 	s := startReplay(t)
 	limit := len(s.paths) / 100
@@ -428,6 +430,55 @@ func TestGuardReplay(t *testing.T) {
 			}
 		}
 		assertAudit(t, s, "alert.canary", "guard.canary.generate", "guard.canary.mark")
+	})
+
+	t.Run("share", func(t *testing.T) {
+		// A partner shares a folder; later a file in it becomes a canary.
+		// The link's visitor who reads it is frozen within that request
+		// (the link is suspended); sharing a folder that holds a canary
+		// freezes the sharer and is refused.
+		sharer := s.newThief(t, "sharer@customer.test")
+		dir := s.folder[5]
+		s.Admin("grant", "--org", "acme", "--user", sharer.email, dir, "list,read,share")
+		body := ferrytest.Expect(t, s.Do("POST", "/api/v1/shares", sharer.token, strings.NewReader(`{"path":"`+dir+`"}`), "Content-Type", "application/json"), http.StatusCreated)
+		var sh struct {
+			Token string `json:"token"`
+		}
+		if err := json.Unmarshal([]byte(body), &sh); err != nil || sh.Token == "" {
+			t.Fatalf("share: %v %s", err, body)
+		}
+		visit := func(name string) int {
+			res, err := s.Client.Get(s.PublicURL + "/s/" + sh.Token + "/download/" + name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			return res.StatusCode
+		}
+		plain, canary := filepath.Base(s.paths[5]), filepath.Base(s.paths[25])
+		if st := visit(plain); st != http.StatusOK {
+			t.Fatalf("share download before: %d", st)
+		}
+		s.Admin("canary", "mark", "--org", "acme", s.paths[25])
+		if st := visit(canary); st != http.StatusForbidden {
+			t.Fatalf("canary through the share link: %d, want 403", st)
+		}
+		if st := visit(plain); st != http.StatusForbidden {
+			t.Fatalf("the share link still works after touching a canary: %d", st)
+		}
+		// The sharer is not frozen by the visitor; sharing the folder that
+		// now holds a canary freezes them.
+		ferrytest.Expect(t, s.Do("GET", "/api/v1/me", sharer.token, nil), http.StatusOK)
+		body = ferrytest.Expect(t, s.Do("POST", "/api/v1/shares", sharer.token, strings.NewReader(`{"path":"`+dir+`"}`), "Content-Type", "application/json"), http.StatusForbidden)
+		if !strings.Contains(body, "frozen by the guard") {
+			t.Fatalf("share of a folder with a canary: %s", body)
+		}
+		ferrytest.Expect(t, s.Do("GET", "/api/v1/me", sharer.token, nil), http.StatusForbidden)
+		status := s.Admin("guard", "show", "--org", "acme")
+		if !strings.Contains(status, "sharer@customer.test") || !strings.Contains(status, "share:") {
+			t.Fatalf("guard show lacks the sharer or the link:\n%s", status)
+		}
 	})
 }
 
