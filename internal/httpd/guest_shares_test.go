@@ -111,7 +111,9 @@ func TestShareLinks(t *testing.T) {
 	mp := ferrytest.StartMailpit(t)
 	s := ferrytest.Start(t, ferrytest.WithMail(mp))
 	alice := s.User("acme", "alice@acme.test", "admin")
-	for _, f := range []string{"docs", "docs/sub", "other", "inbox"} {
+	s.Admin("party", "create", "--org", "acme", "Globex", "--contact", "it@globex.test")
+	s.Admin("folder", "create", "--org", "acme", "/docs", "--party", "Globex")
+	for _, f := range []string{"docs/sub", "other", "inbox"} {
 		ferrytest.Expect(t, s.Do("POST", "/api/v1/folders/"+f, alice, nil), 201)
 	}
 	report := "quarterly report " + strings.Repeat("x", 5000)
@@ -345,6 +347,50 @@ func TestShareLinks(t *testing.T) {
 			r := c.do(u)
 			if r.status == 200 || strings.Contains(r.body, "TOP SECRET") || strings.Contains(r.body, "secret.txt") {
 				t.Errorf("%s: %d %.200s", u, r.status, r.body)
+			}
+		}
+	})
+
+	t.Run("audit", func(t *testing.T) {
+		out, errOut, err := s.Run("", "audit", "log", "--json")
+		if err != nil {
+			t.Fatalf("audit log: %v %s", err, errOut)
+		}
+		seen := map[string]int{}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var ev struct {
+				Action, Outcome, Actor, Object, Path, Party, Detail, Remote string
+			}
+			if json.Unmarshal([]byte(line), &ev) != nil {
+				continue
+			}
+			switch {
+			case ev.Action == "file.read" && strings.HasPrefix(ev.Actor, "share:") && strings.HasPrefix(ev.Detail, "interrupted"):
+				t.Logf("interrupted read: %+v", ev) // a client that hung up early
+			case ev.Action == "file.read" && strings.HasPrefix(ev.Actor, "share:"):
+				if !strings.Contains(ev.Detail, "via share link") || !strings.Contains(ev.Detail, "alice@acme.test") || (ev.Outcome == "ok" && ev.Party != "Globex") {
+					t.Errorf("visitor's read: %+v", ev)
+				}
+				seen["read"]++
+			case ev.Action == "share.use" && strings.Contains(ev.Detail, "download"):
+				if ev.Object == "" || !strings.Contains(ev.Detail, "shared by alice@acme.test") || ev.Party != "Globex" || ev.Remote == "" {
+					t.Errorf("share.use: %+v", ev)
+				}
+				seen["use"]++
+			case ev.Action == "share.use" && strings.Contains(ev.Detail, "upload"):
+				seen["upload"]++
+			case ev.Action == "share.denied":
+				seen[ev.Detail[:min(len(ev.Detail), 14)]]++
+			case ev.Action == "share.create" || ev.Action == "share.revoke":
+				if ev.Object == "" || ev.Actor != "alice@acme.test" {
+					t.Errorf("%s: %+v", ev.Action, ev)
+				}
+				seen[ev.Action]++
+			}
+		}
+		for _, k := range []string{"read", "use", "upload", "share.create", "share.revoke", "unknown token", "wrong password", "download limit", "expired; share", "address outsid", "revoked; share"} {
+			if seen[k] == 0 {
+				t.Errorf("no audit record for %q (seen %v)", k, seen)
 			}
 		}
 	})

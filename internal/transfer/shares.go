@@ -504,7 +504,7 @@ func (s *Service) ShareList(ctx context.Context, v *ShareVisit, rel string) ([]E
 	ev.Detail = "via share link " + v.Share.ID + " of " + v.Share.Email
 	fo, err := s.db.FolderByPath(ctx, p.OrgID, pth)
 	if err != nil {
-		return nil, s.notFound(ctx, op, ev, err)
+		return nil, s.shareMiss(ctx, op, ev, err)
 	}
 	ev.Object = fo.ID
 	ev.PartyID, _ = s.folderParty(ctx, fo)
@@ -528,6 +528,19 @@ func (s *Service) ShareList(ctx context.Context, v *ShareVisit, rel string) ([]E
 		return nil, err
 	}
 	return out, nil
+}
+
+// shareMiss records a visitor's request for something that is not in the
+// shared folder, keeping the link and its maker in the record.
+func (s *Service) shareMiss(ctx context.Context, op string, ev *ferry.Event, err error) error {
+	if ferry.KindOf(err) != ferry.NotExist {
+		return s.fail(ctx, ev, err)
+	}
+	ev.Outcome, ev.Detail = ferry.OutcomeError, "no such file or folder; "+ev.Detail
+	if aerr := s.append(ctx, ev); aerr != nil {
+		return aerr
+	}
+	return ferry.E(op, ferry.NotExist, "no such file or folder")
 }
 
 // shareJoin puts a visitor's relative path under the shared folder. It is
@@ -611,11 +624,11 @@ func (s *Service) ShareOpen(ctx context.Context, v *ShareVisit, rel string) (*Do
 	}
 	fo, err := s.db.FolderByPath(ctx, p.OrgID, parent)
 	if err != nil {
-		return nil, s.notFound(ctx, op, ev, err)
+		return nil, s.shareMiss(ctx, op, ev, err)
 	}
 	f, err := s.db.FileByName(ctx, fo.ID, name)
 	if err != nil {
-		return nil, s.notFound(ctx, op, ev, err)
+		return nil, s.shareMiss(ctx, op, ev, err)
 	}
 	ev.Object, ev.PartyID, ev.SHA256 = f.ID, f.PartyID, hex.EncodeToString(f.SHA256)
 	if err := s.db.CountShareDownload(ctx, v.Share.ID, s.now()); ferry.KindOf(err) == ferry.NotExist {
