@@ -375,3 +375,138 @@ func TestAuditImpact(t *testing.T) {
 		}
 	}
 }
+
+// adminAPI calls the admin API over the admin socket (as the operator) and
+// returns the status and body.
+func (s *impactSite) adminAPI(method, path string, body any) (int, string) {
+	s.t.Helper()
+	sock := filepath.Join(s.Data, "admin.sock")
+	c := &http.Client{Timeout: time.Minute, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}}
+	var rd io.Reader = http.NoBody
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, "http://ferry"+path, rd)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := c.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return res.StatusCode, ferrytest.Body(s.t, res)
+}
+
+func TestAuditImpactNotify(t *testing.T) {
+	s := startImpactSite(t)
+	start := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	end := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	tok := s.token("alice@acme.test")
+	s.restGet(tok, "/globex/a.csv")
+	s.restGet(tok, "/initech/c.csv")
+	s.restGet(tok, "/internal/e.txt")
+
+	out, errOut, err := s.Run("", "audit", "impact", "--json", "--notify", "--no-verify", "--from", start, "--to", end, "--actor", "alice@acme.test")
+	if err != nil {
+		t.Fatalf("--notify: %v\n%s", err, errOut)
+	}
+	var res struct {
+		Parties []audit.PartyImpact `json:"parties"`
+		Drafts  []struct {
+			ID, Report, Party, Subject, Text string
+			To                               []string
+		} `json:"drafts"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(res.Drafts) != 2 {
+		t.Fatalf("%d drafts, want one per party (Globex, Initech):\n%s", len(res.Drafts), out)
+	}
+	drafts := map[string]int{}
+	for i, d := range res.Drafts {
+		drafts[d.Party] = i
+		if !strings.Contains(d.Text, "[TO EDIT") || !strings.Contains(d.Subject, d.Party) {
+			t.Errorf("draft for %s: %q\n%s", d.Party, d.Subject, d.Text)
+		}
+	}
+	globex, initech := res.Drafts[drafts["Globex"]], res.Drafts[drafts["Initech"]]
+	if !slices.Equal(globex.To, []string{"a@globex.test", "b@globex.test"}) || !slices.Equal(initech.To, []string{"c@initech.test"}) ||
+		!strings.Contains(globex.Text, "/globex/a.csv") || strings.Contains(globex.Text, "/initech/c.csv") || strings.Contains(globex.Text, "/internal/e.txt") {
+		t.Fatalf("drafts: %+v", res.Drafts)
+	}
+	// The text form says where to review them.
+	text, _, err := s.Run("", "audit", "impact", "--notify", "--no-verify", "--from", start, "--to", end, "--actor", "alice@acme.test")
+	if err != nil || !strings.Contains(text, "2 notifications drafted") || !strings.Contains(text, "/admin/impact/drafts?report=") {
+		t.Fatalf("text --notify: %v\n%s", err, text)
+	}
+
+	// Listed for review; not sendable before the paragraph is edited.
+	code, body := s.adminAPI("GET", "/admin/v1/impact/drafts?report="+globex.Report, nil)
+	var listed struct{ Drafts []struct{ ID, State string } }
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &listed) != nil || len(listed.Drafts) != 2 ||
+		listed.Drafts[0].State != "draft" || listed.Drafts[1].State != "draft" {
+		t.Fatalf("drafts: %d %s", code, body)
+	}
+	if code, body := s.adminAPI("POST", "/admin/v1/impact/drafts/"+globex.ID+"/send", nil); code != http.StatusBadRequest || !strings.Contains(body, "TO EDIT") {
+		t.Fatalf("sending an unedited draft: %d %s", code, body)
+	}
+	if code, body := s.adminAPI("POST", "/admin/v1/impact/drafts/"+globex.ID, map[string]any{"to": []string{"not an address"}, "subject": "x", "text": "y"}); code != http.StatusBadRequest {
+		t.Fatalf("a bad recipient: %d %s", code, body)
+	}
+	for _, d := range []struct {
+		id   string
+		to   []string
+		text string
+	}{{globex.ID, globex.To, globex.Text}, {initech.ID, initech.To, initech.Text}} {
+		i := strings.Index(d.text, "[TO EDIT")
+		j := strings.Index(d.text[i:], "]")
+		edited := d.text[:i] + "We have suspended the account and are reviewing every access." + d.text[i+j+1:]
+		if code, body := s.adminAPI("POST", "/admin/v1/impact/drafts/"+d.id, map[string]any{"to": d.to, "subject": "Notice of access", "text": edited}); code != http.StatusOK {
+			t.Fatalf("edit: %d %s", code, body)
+		}
+		if code, body := s.adminAPI("POST", "/admin/v1/impact/drafts/"+d.id+"/send", nil); code != http.StatusOK {
+			t.Fatalf("send: %d %s", code, body)
+		}
+	}
+	if code, body := s.adminAPI("POST", "/admin/v1/impact/drafts/"+globex.ID+"/send", nil); code != http.StatusConflict {
+		t.Fatalf("sending twice: %d %s", code, body)
+	}
+
+	// One mail per party reaches each of its contacts.
+	for _, to := range []string{"a@globex.test", "b@globex.test", "c@initech.test"} {
+		m := s.mail.WaitFor(t, to, "Notice of access", 30*time.Second)
+		if !strings.Contains(m.Text, "suspended the account") || strings.Contains(m.Text, "[TO EDIT") {
+			t.Errorf("mail to %s:\n%s", to, m.Text)
+		}
+		if to == "c@initech.test" && (!strings.Contains(m.Text, "/initech/c.csv") || strings.Contains(m.Text, "/globex/")) {
+			t.Errorf("Initech's mail:\n%s", m.Text)
+		}
+	}
+	got := map[string]int{}
+	for _, m := range s.mail.Messages(t) { // other mail (alerts to the admins) may be there too
+		if m.Subject == "Notice of access" {
+			for _, to := range m.To {
+				got[strings.ToLower(to)]++
+			}
+		}
+	}
+	if fmt.Sprint(got) != "map[a@globex.test:1 b@globex.test:1 c@initech.test:1]" {
+		t.Errorf("notifications received: %v, want one per party contact", got)
+	}
+	// Audited: the sends (and the refused attempts), naming the party.
+	var ok []ferry.Event
+	for _, ev := range s.logEvents("--action", "impact.notify") {
+		if ev.Outcome == ferry.OutcomeOK {
+			ok = append(ok, ev)
+		}
+	}
+	if len(ok) != 2 || ok[0].Actor != "operator" || ok[0].Party == "" || !strings.Contains(ok[0].Detail+ok[1].Detail, "a@globex.test") {
+		t.Errorf("impact.notify records: %+v", ok)
+	}
+	if evs := s.logEvents("--action", "impact.edit"); len(evs) < 2 {
+		t.Errorf("impact.edit records: %d", len(evs))
+	}
+}

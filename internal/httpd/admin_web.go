@@ -296,6 +296,7 @@ func (h *adminPlane) adminWebRoutes() []route {
 	routes = append(routes, h.adminInviteRoutes()...) // admin_invite.go
 	routes = append(routes, h.adminUsersRoutes()...) // admin_users.go
 	routes = append(routes, h.adminGuardRoutes()...) // admin_guard.go
+	routes = append(routes, h.adminImpactRoutes()...) // admin_impact.go
 	return routes
 }
 

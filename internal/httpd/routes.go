@@ -95,6 +95,12 @@ func (h *adminPlane) adminRoutes() []route {
 		{"POST /admin/v1/guard/canaries", h.api(h.guardCanariesAPI)},
 		{"POST /admin/v1/guard/policy", h.api(h.guardPolicyAPI)},
 		{"POST /admin/v1/guard/webhook", h.api(h.guardWebhookAPI)},
+		// The impact report and its notifications (admin_impact.go).
+		{"GET /admin/v1/impact", h.api(h.impactAPI)},
+		{"POST /admin/v1/impact/drafts", h.api(h.impactDraftCreateAPI)},
+		{"GET /admin/v1/impact/drafts", h.api(h.impactDraftsAPI)},
+		{"POST /admin/v1/impact/drafts/{id}", h.api(h.impactDraftEditAPI)},
+		{"POST /admin/v1/impact/drafts/{id}/send", h.api(h.impactDraftSendAPI)},
 	}
 }
 
