@@ -13,6 +13,7 @@ import (
 	"time"
 
 	gomail "github.com/wneessen/go-mail"
+	"github.com/wneessen/go-mail/smtp"
 
 	"ferry.dev/ferry/internal/db"
 )
@@ -85,9 +86,55 @@ func (t *smtpTarget) client() (*gomail.Client, error) {
 		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSOpportunistic))
 	}
 	if t.hasAuth {
-		opts = append(opts, gomail.WithSMTPAuth(gomail.SMTPAuthAutoDiscover), gomail.WithUsername(t.user), gomail.WithPassword(t.password))
+		opts = append(opts, gomail.WithSMTPAuthCustom(&chooseAuth{user: t.user, password: t.password, host: t.host}))
 	}
 	return gomail.NewClient(t.host, opts...)
+}
+
+// chooseAuth picks, once the server has said what it offers and whether the
+// connection is encrypted, the strongest mechanism it supports: SCRAM
+// (SHA-256, SHA-1), CRAM-MD5, then — over TLS, or to a loopback server —
+// PLAIN or LOGIN. A password is never sent in clear over the network.
+type chooseAuth struct {
+	user, password, host string
+	chosen               smtp.Auth
+}
+
+// Start implements smtp.Auth.
+func (a *chooseAuth) Start(server *smtp.ServerInfo) (string, []byte, error) {
+	offered := map[string]bool{}
+	for _, m := range server.Auth {
+		offered[strings.ToUpper(m)] = true
+	}
+	clearOK := server.TLS || isLoopbackHost(a.host)
+	switch {
+	case offered["SCRAM-SHA-256"]:
+		a.chosen = smtp.ScramSHA256Auth(a.user, a.password)
+	case offered["SCRAM-SHA-1"]:
+		a.chosen = smtp.ScramSHA1Auth(a.user, a.password)
+	case offered["CRAM-MD5"]:
+		a.chosen = smtp.CRAMMD5Auth(a.user, a.password)
+	case offered["PLAIN"] && clearOK:
+		a.chosen = smtp.PlainAuth("", a.user, a.password, server.Name, true)
+	case offered["LOGIN"] && clearOK:
+		a.chosen = smtp.LoginAuth(a.user, a.password, server.Name, true)
+	default:
+		return "", nil, fmt.Errorf("the SMTP server offers no authentication Ferry uses on this connection (offered %v; TLS %v): PLAIN and LOGIN need TLS (smtps://, or STARTTLS)", server.Auth, server.TLS)
+	}
+	return a.chosen.Start(server)
+}
+
+// Next implements smtp.Auth.
+func (a *chooseAuth) Next(fromServer []byte, more bool) ([]byte, error) {
+	return a.chosen.Next(fromServer, more)
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // Run delivers queued mail until ctx is done: it claims due rows, sends

@@ -235,3 +235,26 @@ func openDB(t *testing.T, dsn string) *db.DB {
 	t.Cleanup(func() { d.Close() })
 	return d
 }
+
+// TestDeliveryWithAuth: a user and password in the SMTP URL authenticate
+// (Mailpit here accepts any; without TLS only a challenge-response
+// mechanism is used, never the password in clear).
+func TestDeliveryWithAuth(t *testing.T) {
+	mp := ferrytest.StartMailpit(t)
+	d := dbtest.SQLite(t)
+	u := strings.Replace(mp.SMTPURL, "smtp://", "smtp://ferry:p%40ss@", 1)
+	o, err := mail.New(mail.Config{DB: d, SMTPURL: u, From: "ferry@example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, o)
+	id, err := o.Enqueue(context.Background(), mail.Message{To: []string{"ann@example.test"}, Subject: "With auth", Text: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := waitRow(t, d, id, func(m *db.OutboxMail) bool { return m.Status != db.MailQueued || m.Attempts > 0 }, 20*time.Second)
+	if row.Status != db.MailSent {
+		t.Fatalf("row = %+v", row)
+	}
+	mp.WaitFor(t, "ann@example.test", "With auth", 20*time.Second)
+}
