@@ -293,6 +293,9 @@ func (s *Service) RevokeShare(ctx context.Context, p *ferry.Principal, id string
 	if p == nil || p.OrgID == "" || p.ShareID != "" {
 		return ferry.E(op, ferry.Unauthenticated, "authentication required")
 	}
+	if p.Scope != 0 && !p.Scope.Has(ferry.ScopeShare) {
+		return ferry.Errorf(op, ferry.Permission, "this token's scope (%s) does not allow managing share links", p.Scope.String())
+	}
 	ev := s.event(p, "share.revoke", "")
 	ev.Object = id
 	sh, err := s.db.ShareByID(ctx, id)
