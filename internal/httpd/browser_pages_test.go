@@ -1,6 +1,7 @@
 package httpd_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -67,9 +68,11 @@ func TestBrowserPagesClean(t *testing.T) {
 	ctx := newChromium(t)
 	s := ferrytest.Start(t)
 	withPassword(t, s, "acme", "carol@acme.test", "user", "correct horse battery")
+	withPassword(t, s, "acme", "dave@acme.test", "user", "correct horse battery")
+	enrolTOTP(t, s, "dave@acme.test", "correct horse battery") // for the second-factor page
 	s.Admin("party", "create", "--org", "acme", "Globex", "--contact", "legal@globex.test")
 	s.Admin("folder", "create", "--org", "acme", "/finance/2026", "--party", "Globex")
-	s.Admin("grant", "--org", "acme", "--user", "carol@acme.test", "/finance", "list,read,write,delete")
+	s.Admin("grant", "--org", "acme", "--user", "carol@acme.test", "/finance", "list,read,write,delete,share")
 	tok := strings.TrimSpace(s.Admin("token", "create", "--user", "carol@acme.test"))
 	for name, body := range map[string]string{
 		"/finance/2026/invoice-4711.pdf": strings.Repeat("%PDF-1.7 ", 4000),
@@ -84,6 +87,11 @@ func TestBrowserPagesClean(t *testing.T) {
 		t.Fatal(err)
 	}
 	shots := os.Getenv("FERRY_SCREENSHOTS")
+	desktop := chromedp.ResetViewport()
+	if shots != "" {
+		desktop = chromedp.EmulateViewport(1200, 800)
+	}
+	a11y := newA11y(t, ctx, false, desktop) // browser_a11y_test.go
 	check := func(name, path string, extra ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		run(t, ctx, name, append([]chromedp.Action[chromedp.Void]{chromedp.Navigate(base + path), chromedp.WaitReady(chromedp.CSS("main"))}, extra...)...)
@@ -108,6 +116,7 @@ func TestBrowserPagesClean(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		a11y.check(name, path)
 	}
 	if shots != "" {
 		if err := os.MkdirAll(shots, 0o755); err != nil {
@@ -116,8 +125,17 @@ func TestBrowserPagesClean(t *testing.T) {
 		run(t, ctx, "a desktop-sized viewport", chromedp.EmulateViewport(1200, 800))
 	}
 	check("login", "/login")
+	// Pages of visitors without an account (a dead link looks like any
+	// other: the uniform not-found page).
+	check("invite-unknown", "/invite/no-such-invitation")
+	check("package-unknown", "/p/no-such-package")
+	run(t, ctx, "second factor due", signInWithPassword(base, "dave@acme.test", "correct horse battery"), chromedp.WaitVisible(chromedp.CSS(`#mfa-form`)))
+	rec.take()
+	check("login-mfa", "/login/mfa")
+	run(t, ctx, "cancel", chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)), chromedp.WaitVisible(chromedp.CSS(`#login-form`)))
 	run(t, ctx, "sign in", signInWithPassword(base, "carol@acme.test", "correct horse battery"), signedInHome)
 	rec.take()
+	check("home", "/")
 	check("files", "/files/finance/2026")
 	check("file", "/files/finance/2026/invoice-4711.pdf")
 	check("folder", "/files/finance")
@@ -125,6 +143,17 @@ func TestBrowserPagesClean(t *testing.T) {
 	check("inbox", "/inbox")
 	check("outbox", "/outbox")
 	check("not-found", "/files/finance/nothing-here")
+	check("move", "/move/finance/notes.txt?at=/finance/2026")
+	check("outbox-new", "/outbox/new")
+	check("package-not-found", "/packages/no-such-package")
+	res, body := postJSON(t, s.Client, s.PublicURL+"/api/v1/shares", tok, map[string]any{"path": "/finance/notes.txt"})
+	var sh struct{ Token string }
+	if res.StatusCode != 201 || json.Unmarshal([]byte(body), &sh) != nil || sh.Token == "" {
+		t.Fatalf("create a share link: %d %s", res.StatusCode, body)
+	}
+	check("shares", "/shares")
+	check("share-link", "/s/"+sh.Token)
+	a11y.covered(false)
 }
 
 // TestBrowserNeverRendersUploads: an uploaded HTML page and SVG image
@@ -205,6 +234,8 @@ func TestBrowserAdminPagesClean(t *testing.T) {
 	s := ferrytest.Start(t)
 	withPassword(t, s, "acme", "ada@acme.test", "admin", "violet tugboat ledger quarry")
 	withPassword(t, s, "acme", "carol@acme.test", "user", "correct horse battery")
+	withPassword(t, s, "acme", "olga@acme.test", "admin", "amber walrus kettle drift")
+	enrolTOTP(t, s, "olga@acme.test", "amber walrus kettle drift") // for the second-factor page
 	s.Admin("party", "create", "--org", "acme", "Globex", "--contact", "legal@globex.test")
 	s.Admin("folder", "create", "--org", "acme", "/finance/2026", "--party", "Globex")
 	s.Admin("grant", "--org", "acme", "--user", "carol@acme.test", "/finance", "list,read,write")
@@ -223,6 +254,11 @@ func TestBrowserAdminPagesClean(t *testing.T) {
 		}
 		run(t, ctx, "a desktop-sized viewport", chromedp.EmulateViewport(1200, 800))
 	}
+	desktop := chromedp.ResetViewport()
+	if shots != "" {
+		desktop = chromedp.EmulateViewport(1200, 800)
+	}
+	a11y := newA11y(t, ctx, true, desktop) // browser_a11y_test.go
 	check := func(name, path string) {
 		t.Helper()
 		run(t, ctx, name, chromedp.Navigate(base+path), chromedp.WaitReady(chromedp.CSS("main")))
@@ -238,8 +274,18 @@ func TestBrowserAdminPagesClean(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		a11y.check("admin-"+name, path)
 	}
 	check("login", "/admin/login")
+	run(t, ctx, "second factor due",
+		chromedp.SendKeys(chromedp.CSS(`#login-form input[name=email]`), "olga@acme.test"),
+		chromedp.SendKeys(chromedp.CSS(`#login-form input[name=password]`), "amber walrus kettle drift"),
+		chromedp.Click(chromedp.CSS(`#login-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#mfa-form`)),
+	)
+	rec.take()
+	check("mfa", "/admin/login/mfa")
+	run(t, ctx, "cancel", chromedp.Click(chromedp.CSS(`form[action="/admin/logout"] button`)), chromedp.WaitVisible(chromedp.CSS(`#login-form`)))
 	run(t, ctx, "admin sign-in",
 		chromedp.SendKeys(chromedp.CSS(`#login-form input[name=email]`), "ada@acme.test"),
 		chromedp.SendKeys(chromedp.CSS(`#login-form input[name=password]`), "violet tugboat ledger quarry"),
@@ -255,4 +301,9 @@ func TestBrowserAdminPagesClean(t *testing.T) {
 	check("tokens", "/admin/orgs/acme/tokens")
 	check("policy", "/admin/orgs/acme/policy")
 	check("audit", "/admin/audit")
+	check("guard", "/admin/orgs/acme/guard")
+	check("impact", "/admin/impact")
+	check("impact-drafts", "/admin/impact/drafts")
+	check("invite", "/admin/orgs/acme/users/invite")
+	a11y.covered(true)
 }
