@@ -7,6 +7,7 @@ import (
 
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"ferry.dev/ferry/internal/db/dbtest"
 	"ferry.dev/ferry/internal/ferry"
 	"ferry.dev/ferry/internal/guard"
+	"ferry.dev/ferry/internal/mail"
 )
 
 // clock is a settable time source.
@@ -336,5 +338,71 @@ func TestGuardSignInAlerts(t *testing.T) {
 	got := actions(t, e.d, "alert.")
 	if len(got) != 2 || got[0] != "alert.newaddr" || got[1] != "alert.tokenranges" {
 		t.Fatalf("alerts %v, want alert.newaddr, alert.tokenranges", got)
+	}
+}
+
+// TestGuardDeliversAlerts: every alert.* record appended by anyone (here
+// internal/admin's alert.admin, and a server-wide alert.audit) is mailed,
+// once, to the organisation's administrators, or to the server
+// administrators when it concerns no organisation; lockouts are not mailed.
+func TestGuardDeliversAlerts(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, dbtest.SQLite(t))
+	op := &ferry.User{ID: ferry.NewID(nil), OrgID: e.org.ID, Email: "root@server.test", Role: ferry.RoleUser, ServerAdmin: true, Created: e.clk.now()}
+	if err := e.d.CreateUser(ctx, op); err != nil {
+		t.Fatal(err)
+	}
+	g := e.guard(t)
+	if err := g.Dispatch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range []*ferry.Event{
+		{Action: "alert.admin", Outcome: ferry.OutcomeOK, Actor: "operator", OrgID: e.org.ID, Org: "acme", Object: "u1", Detail: "made new@acme.test an administrator"},
+		{Action: "alert.lockout", Outcome: ferry.OutcomeDenied, Actor: "anonymous", Remote: "203.0.113.1"},
+		{Action: "file.read", Outcome: ferry.OutcomeOK, Actor: "x@acme.test", OrgID: e.org.ID},
+	} {
+		if err := e.alog.Append(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.VerifyAudit(ctx) // no verifier configured: nothing
+	g2 := e.guard(t, func(c *guard.Config) {
+		c.VerifyAudit = func(context.Context) error { return ferry.E("audit.Verify", ferry.Integrity, "record 3 was edited") }
+	})
+	g2.VerifyAudit(ctx)
+	e.dispatch(t, g)
+	e.dispatch(t, g) // a second pass delivers nothing again
+	e.mail.mu.Lock()
+	defer e.mail.mu.Unlock()
+	if len(e.mail.sent) != 2 {
+		t.Fatalf("mailed %+v, want alert.admin and alert.audit", e.mail.sent)
+	}
+	if m := e.mail.sent[0]; m.kind != "alert.admin" || len(m.to) != 1 || m.to[0] != "admin@acme.test" || m.data["Detail"] != "made new@acme.test an administrator" {
+		t.Fatalf("alert.admin mail: %+v", m)
+	}
+	if m := e.mail.sent[1]; m.kind != "alert.audit" || len(m.to) != 1 || m.to[0] != "root@server.test" || !strings.Contains(m.data["Detail"], "record 3 was edited") {
+		t.Fatalf("alert.audit mail: %+v", m)
+	}
+}
+
+// TestGuardMailTemplates: every alert the guard mails has a template that
+// renders with the data the guard gives it.
+func TestGuardMailTemplates(t *testing.T) {
+	d := dbtest.SQLite(t)
+	o, err := mail.New(mail.Config{DB: d, Now: time.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := map[string]string{"Alert": "freeze", "Org": "acme", "Principal": "p@acme.test", "Time": "2026-11-30T07:00:00Z",
+		"Detail": "limit: read 181 distinct files", "Remote": "203.0.113.9:1", "Path": "/a/b.csv", "Seq": "42"}
+	for _, kind := range []string{"freeze", "canary", "admin", "newaddr", "tokenranges", "audit", "monitor", "threshold", "other"} {
+		m, err := o.Render("alert."+kind, "en", []string{"admin@acme.test"}, data)
+		if err != nil {
+			t.Errorf("alert.%s: %v", kind, err)
+			continue
+		}
+		if m.Subject == "" || !strings.Contains(m.Text, "limit: read 181 distinct files") {
+			t.Errorf("alert.%s: subject %q, text:\n%s", kind, m.Subject, m.Text)
+		}
 	}
 }
