@@ -210,3 +210,48 @@ func TestInviteByEmail(t *testing.T) {
 		t.Errorf("user.invite.accept: %d ok, %d denied", accepted, denied)
 	}
 }
+
+// TestAdminUIInvite: the admin UI's users page links to the invitation form;
+// sending it mails the link (never shown on the page); errors are explained
+// on the form; the invited user accepts.
+func TestAdminUIInvite(t *testing.T) {
+	mp := ferrytest.StartMailpit(t)
+	s := ferrytest.Start(t, ferrytest.WithMail(mp))
+	serverAdmin(t, s, "acme", "root@acme.test")
+	b := newTwoPlanes(t, s)
+	adminSignIn(t, b, "root@acme.test", adminPW)
+	A := s.AdminURL
+	_, users := b.get(A, "/admin/orgs/acme/users")
+	if !strings.Contains(users, `href="/admin/orgs/acme/users/invite"`) {
+		t.Fatalf("users page does not link to the invitation form:\n%s", users)
+	}
+	res, page := b.get(A, "/admin/orgs/acme/users/invite")
+	if res.StatusCode != 200 || !strings.Contains(page, `id="invite-form"`) {
+		t.Fatalf("invitation form: %d\n%s", res.StatusCode, page)
+	}
+	form := url.Values{"csrf": {csrfOf(t, page)}, "email": {"pia@acme.test"}, "role": {"user"}}
+	// Without the CSRF token, or from another origin: refused.
+	if res, _ := b.post(A, "/admin/orgs/acme/users/invite", url.Values{"email": {"pia@acme.test"}}); res.StatusCode != 403 {
+		t.Fatalf("invite without CSRF token: %d", res.StatusCode)
+	}
+	if res, _ := b.post(A, "/admin/orgs/acme/users/invite", form, "https://evil.test"); res.StatusCode != 403 {
+		t.Fatalf("cross-origin invite: %d", res.StatusCode)
+	}
+	res, page = b.post(A, "/admin/orgs/acme/users/invite", form)
+	if res.StatusCode != 200 || !strings.Contains(page, "Invitation mailed to pia@acme.test") || inviteLinkRE.MatchString(page) {
+		t.Fatalf("invite: %d\n%s", res.StatusCode, page)
+	}
+	bad := url.Values{"csrf": {form.Get("csrf")}, "email": {"ext@acme.test"}, "role": {"external"}}
+	if res, page := b.post(A, "/admin/orgs/acme/users/invite", bad); res.StatusCode != 400 || !strings.Contains(page, "needs a party") {
+		t.Fatalf("external without party: %d\n%s", res.StatusCode, page)
+	}
+	link := inviteLink(t, s, mp.WaitFor(t, "pia@acme.test", "invited", 30*time.Second))
+	w := newBrowser(t, s)
+	w.get(link)
+	if res, _ := w.post(link, url.Values{"password": {"correct horse battery staple"}, "confirm": {"correct horse battery staple"}}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("accept: %d", res.StatusCode)
+	}
+	if _, users := b.get(A, "/admin/orgs/acme/users"); !strings.Contains(users, "pia@acme.test") {
+		t.Fatal("the invited user is not listed")
+	}
+}
