@@ -208,6 +208,15 @@ func TestImpactBackfill(t *testing.T) {
 		if _, err := audit.Verify(ctx, d, e.verifier, nil, e.checkpointFile(t)); err != nil {
 			t.Fatalf("verify after the backfill: %v", err)
 		}
+		// A column altered to hide a read from a filter fails the
+		// verification the report runs.
+		e2 := &env{raw: raw}
+		e2.exec(t, `UPDATE audit_records SET token = 'tok-other' WHERE seq = 0`)
+		rep, err := audit.Impact(ctx, d, e.verifier, all, audit.ImpactOptions{Verify: true})
+		if err != nil || rep.Verify == nil || rep.Verify.OK || !strings.Contains(rep.Verify.Problem, "record 0") {
+			t.Fatalf("verification of an altered token column: %+v, %v", rep.Verify, err)
+		}
+		e2.exec(t, `UPDATE audit_records SET token = 'tok-api' WHERE seq = 0`)
 		// And new records get the columns on append.
 		l2, err := audit.Open(ctx, d, e.signer, e.file, nil, nil)
 		if err != nil {
@@ -221,7 +230,7 @@ func TestImpactBackfill(t *testing.T) {
 		if _, err := l2.Checkpoint(ctx); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := audit.Impact(ctx, d, e.verifier, with(func(s *audit.ImpactScope) { s.Token = "tok-api" }), audit.ImpactOptions{})
+		rep, err = audit.Impact(ctx, d, e.verifier, with(func(s *audit.ImpactScope) { s.Token = "tok-api" }), audit.ImpactOptions{})
 		if err != nil || rep.Totals.Reads != 11 {
 			t.Fatalf("after an append: %v reads, %v", rep.Totals.Reads, err)
 		}

@@ -439,3 +439,39 @@ func (d *DB) ReopenImpactDraft(ctx context.Context, id string) error {
 	_, err := d.sql.ExecContext(ctx, `UPDATE impact_drafts SET state = 'draft', sent = 0, sent_by = '' WHERE id = $1`, id)
 	return dbErr("ReopenImpactDraft", err)
 }
+
+// AuditReadColumns calls fn for every read record with the impact columns
+// as stored and the record's JSON, in no particular order, so that a
+// verifier can check that the columns agree with the hashed record: a column
+// altered to hide a read from the report's filters must not go unnoticed.
+// The slices are valid only during the call.
+//
+// remoteIP is nil for a record not yet backfilled (NULL).
+func (d *DB) AuditReadColumns(ctx context.Context, fn func(seq int64, token, session string, remoteIP, data []byte) error) error {
+	rows, err := d.sql.QueryContext(ctx, `SELECT seq, token, session, remote_ip IS NULL, COALESCE(remote_ip, $1), data FROM audit_records WHERE action = 'file.read'`, []byte{})
+	if err != nil {
+		return dbErr("AuditReadColumns", err)
+	}
+	defer rows.Close()
+	var (
+		seq            int64
+		token, session string
+		null           bool
+		ip, data       sql.RawBytes
+	)
+	for rows.Next() {
+		if err := rows.Scan(&seq, &token, &session, &null, &ip, &data); err != nil {
+			return dbErr("AuditReadColumns", err)
+		}
+		key := []byte(ip)
+		if null {
+			key = nil
+		} else if key == nil {
+			key = []byte{}
+		}
+		if err := fn(seq, token, session, key, data); err != nil {
+			return err
+		}
+	}
+	return dbErr("AuditReadColumns", rows.Err())
+}
