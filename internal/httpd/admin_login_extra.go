@@ -23,6 +23,11 @@ import (
 // or a single-sign-on login begun on one listener cannot be finished on the
 // other (the ceremony also binds the origin, the provider the redirect URI).
 // The admin listener never provisions an account at single sign-on.
+//
+// A passkey belongs to a host name (its relying party id), and the admin
+// listener usually has its own (localhost, an internal name): an
+// administrator adds passkeys for it on /admin/account, in an admin-plane
+// session.
 
 const (
 	// adminCeremonyCookie holds the id of a WebAuthn ceremony begun on the
@@ -47,6 +52,10 @@ func (h *adminPlane) adminLoginRoutes() []route {
 		{"POST /admin/login/passkey/finish", h.page(anyone, h.adminPasskeyFinish)},
 		{"POST /admin/login/mfa/passkey/begin", h.page(mfaStage, h.adminMFAPasskeyBegin)},
 		{"POST /admin/login/mfa/passkey/finish", h.page(mfaStage, h.adminMFAPasskeyFinish)},
+		{"GET /admin/account", h.page(signedIn, h.adminAccount)},
+		{"POST /admin/account/passkeys/begin", h.page(signedIn, h.adminPasskeyAddBegin)},
+		{"POST /admin/account/passkeys/finish", h.page(signedIn, h.adminPasskeyAddFinish)},
+		{"POST /admin/account/passkeys/{id}/remove", h.page(signedIn, h.adminPasskeyRemove)},
 		{"GET /admin/login/sso", h.page(anyone, h.adminSSOStart)},
 		{"GET " + adminSSOCallbackPath, h.page(anyone, h.adminSSOCallback)},
 	}
@@ -248,4 +257,61 @@ func (h *adminPlane) adminSSOCallback(w http.ResponseWriter, r *http.Request, ar
 	d := (&adminReq{}).data("Signed in", "")
 	d.Data = &adminSSOData{Heading: "Signed in", Message: "Taking you to the administration…", URL: "/admin/"}
 	return h.show(w, http.StatusOK, "login-sso", d)
+}
+
+// adminAccountData is the page data of /admin/account.
+type adminAccountData struct {
+	PasskeysOn bool
+	Passkeys   []*auth.Passkey
+	RPID       string // the host name the passkeys are for
+}
+
+// adminAccount shows the administrator's passkeys for the admin listener's
+// host name, with the forms to add and remove them.
+func (h *adminPlane) adminAccount(w http.ResponseWriter, r *http.Request, ar *adminReq) error {
+	on, err := h.auth.PasskeysEnabled(r.Context(), ar.p.OrgID)
+	if err != nil {
+		return err
+	}
+	a := &adminAccountData{PasskeysOn: on}
+	if rp, err := auth.RPFromHost(r.Host); err == nil {
+		a.RPID = rp.ID
+	}
+	if on {
+		if a.Passkeys, err = h.auth.Passkeys(r.Context(), ar.p); err != nil {
+			return err
+		}
+	}
+	d := ar.data("Your sign-in", "account")
+	d.Data = a
+	return h.show(w, http.StatusOK, "account", d)
+}
+
+func (h *adminPlane) adminPasskeyAddBegin(w http.ResponseWriter, r *http.Request, ar *adminReq) error {
+	rp, err := auth.RPFromHost(r.Host)
+	if err != nil {
+		return jsonError(w, err)
+	}
+	opts, id, err := h.auth.BeginPasskeyRegistration(r.Context(), ar.p, ar.sess.ID, rp)
+	return adminCeremonyBegin(w, opts, id, err)
+}
+
+func (h *adminPlane) adminPasskeyAddFinish(w http.ResponseWriter, r *http.Request, ar *adminReq) error {
+	id := takeAdminCeremonyCookie(w, r)
+	rp, err := auth.RPFromHost(r.Host)
+	if err != nil {
+		return jsonError(w, err)
+	}
+	if _, err := h.auth.FinishPasskeyRegistration(r.Context(), ar.p, ar.sess.ID, rp, id, r.PostForm.Get("name"), []byte(r.PostForm.Get("credential"))); err != nil {
+		return jsonError(w, err)
+	}
+	return jsonReply(w, http.StatusOK, map[string]string{"redirect": "/admin/account"})
+}
+
+func (h *adminPlane) adminPasskeyRemove(w http.ResponseWriter, r *http.Request, ar *adminReq) error {
+	if err := h.auth.RemovePasskey(r.Context(), ar.p, r.PathValue("id")); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/admin/account", http.StatusSeeOther)
+	return nil
 }

@@ -74,6 +74,7 @@ var mainActions = map[string]string{
 	// Empty lists: nothing to do yet.
 	"inbox":               "none",
 	"admin-impact-drafts": "none",
+	"admin-org-shares":    "none",
 	"move":                `#move-here button`,
 	"admin-users":         `#user-form button[type=submit]`,
 	"admin-login":         `#login-form button[type=submit]`,

@@ -51,13 +51,15 @@ var adminDashboard = chromedp.WaitVisible(chromedp.Search(`//h1[contains(., "Das
 // TestBrowserAdminPasskey: an administrator signs in to the admin UI with a
 // passkey alone, and gives a passkey as the second factor after the
 // password; the sessions are admin-plane sessions (the public listener does
-// not accept them). A user who is not an administrator is refused with the
+// not accept them). Another adds, uses and removes a passkey on the admin
+// listener itself (its own host name in production). A user who is not an administrator is refused with the
 // same passkey flow, and audited.
 func TestBrowserAdminPasskey(t *testing.T) {
 	s := ferrytest.Start(t)
 	const pw = "violet tugboat ledger quarry"
 	withPassword(t, s, "acme", "ada@acme.test", "admin", pw)
 	withPassword(t, s, "acme", "bob@acme.test", "user", "correct horse battery")
+	withPassword(t, s, "acme", "olga@acme.test", "admin", "amber walrus kettle drift")
 	pub, adm := localhostURL(s), adminLocalhostURL(s)
 
 	t.Run("administrator", func(t *testing.T) {
@@ -87,6 +89,31 @@ func TestBrowserAdminPasskey(t *testing.T) {
 			chromedp.WaitVisible(chromedp.CSS(`#passkey-mfa`)),
 			chromedp.Click(chromedp.CSS(`#passkey-mfa`)),
 			adminDashboard,
+		)
+	})
+	t.Run("passkey added on the admin listener", func(t *testing.T) {
+		ctx := newChromium(t)
+		virtualAuthenticator(t, ctx)
+		run(t, ctx, "password sign-in", adminSignInSteps(adm, "olga@acme.test", "amber walrus kettle drift"))
+		run(t, ctx, "add a passkey",
+			chromedp.Navigate(adm+"/admin/account"),
+			chromedp.WaitVisible(chromedp.CSS(`#passkey-add`)),
+			chromedp.SendKeys(chromedp.CSS(`#passkey-add input[name=name]`), "admin key"),
+			chromedp.Click(chromedp.CSS(`#passkey-add button`)),
+			chromedp.WaitVisible(chromedp.Search(`//section[@id="passkeys"]//td[.="admin key"]`)),
+		)
+		run(t, ctx, "sign out",
+			chromedp.Click(chromedp.CSS(`header form[action="/admin/logout"] button`)),
+			chromedp.WaitVisible(chromedp.CSS(`#login-form`)),
+		)
+		run(t, ctx, "sign in with it",
+			chromedp.Click(chromedp.CSS(`#passkey-login`)),
+			adminDashboard,
+		)
+		run(t, ctx, "remove it",
+			chromedp.Navigate(adm+"/admin/account"),
+			chromedp.Click(chromedp.CSS(`button[aria-label="Remove the passkey admin key"]`)),
+			chromedp.WaitVisible(chromedp.Search(`//td[contains(., "You have no passkey yet")]`)),
 		)
 	})
 	t.Run("not an administrator", func(t *testing.T) {

@@ -305,5 +305,7 @@ func TestBrowserAdminPagesClean(t *testing.T) {
 	check("impact", "/admin/impact")
 	check("impact-drafts", "/admin/impact/drafts")
 	check("invite", "/admin/orgs/acme/users/invite")
+	check("account", "/admin/account")
+	check("org-shares", "/admin/orgs/acme/shares")
 	a11y.covered(true)
 }

@@ -88,10 +88,11 @@ const ceremonies = {
   },
   async register(el) {
     const csrf = el.dataset.csrf || "";
+    const base = el.dataset.base || "";
     const name = el.querySelector("input[name=name]").value;
-    const opts = await post("/account/passkeys/begin", { csrf });
+    const opts = await post(base + "/account/passkeys/begin", { csrf });
     const cred = await navigator.credentials.create(creationOptions(opts));
-    return post("/account/passkeys/finish", { csrf, name, credential: credentialJSON(cred) });
+    return post(base + "/account/passkeys/finish", { csrf, name, credential: credentialJSON(cred) });
   },
 };
 
