@@ -22,6 +22,7 @@ func (h *public) packageRoutes() []route {
 		{"GET /api/v1/packages/{id}", h.api(h.getPackage)},
 		{"POST /api/v1/packages/{id}/send", h.api(h.sendPackage)},
 		{"POST /api/v1/packages/{id}/recall", h.api(h.recallPackage)},
+		{"GET /api/v1/packages/{id}/files/{file}", h.api(h.packageFile)},
 	}
 }
 
@@ -223,4 +224,14 @@ func (h *public) recallPackage(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return h.getPackage(w, r)
+}
+
+// packageFile is a recipient's download of a package file: counted against
+// the download limit, receipted and audited, like a guest's.
+func (h *public) packageFile(w http.ResponseWriter, r *http.Request) error {
+	d, err := h.tr.OpenPackageFile(r.Context(), principalFrom(r.Context()), r.PathValue("id"), r.PathValue("file"))
+	if err != nil {
+		return err
+	}
+	return h.serveWhole(w, r, d)
 }

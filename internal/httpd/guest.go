@@ -3,7 +3,6 @@ package httpd
 import (
 	"crypto/subtle"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"strconv"
 	"sync"
@@ -270,36 +269,45 @@ func (h *public) guestReply(w http.ResponseWriter, r *http.Request, g *pkgGuest)
 	if err := sameOrigin(r); err != nil {
 		return err
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, h.cfg.MaxUpload)
-	mr, err := r.MultipartReader()
+	name, fp, err := multipartFile(w, r, h.cfg.MaxUpload, auth.CSRFToken(g.secret))
 	if err != nil {
-		return ferry.E(op, ferry.Invalid, "send the file as multipart/form-data", err)
-	}
-	part, err := mr.NextPart()
-	if err != nil || part.FormName() != "csrf" {
-		return ferry.E(op, ferry.Invalid, "the form must start with its csrf field")
-	}
-	tok, _ := io.ReadAll(io.LimitReader(part, 200))
-	if subtle.ConstantTimeCompare(tok, []byte(auth.CSRFToken(g.secret))) != 1 {
-		return ferry.E(op, ferry.Permission, "the form expired or did not come from Ferry; reload the page and try again")
-	}
-	var fp *multipart.Part
-	for {
-		fp, err = mr.NextPart()
-		if err != nil {
-			return ferry.E(op, ferry.Invalid, "choose a file to send")
-		}
-		if fp.FormName() == "file" {
-			break
-		}
-	}
-	name := fp.FileName()
-	if name == "" {
-		return ferry.E(op, ferry.Invalid, "choose a file to send")
+		return err
 	}
 	if _, err := h.tr.PutReply(r.Context(), g.p, g.pkg.ID, name, fp); err != nil {
 		return err
 	}
 	http.Redirect(w, r, "/p/"+g.token+"?replied=1", http.StatusSeeOther)
 	return nil
+}
+
+// multipartFile reads an upload form: its first part must be the csrf field
+// holding csrf, then a part named "file", returned unread (streamed) with
+// its file name.
+func multipartFile(w http.ResponseWriter, r *http.Request, limit int64, csrf string) (string, io.Reader, error) {
+	const op = "httpd.multipartFile"
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return "", nil, ferry.E(op, ferry.Invalid, "send the file as multipart/form-data", err)
+	}
+	part, err := mr.NextPart()
+	if err != nil || part.FormName() != "csrf" {
+		return "", nil, ferry.E(op, ferry.Invalid, "the form must start with its csrf field")
+	}
+	tok, _ := io.ReadAll(io.LimitReader(part, 200))
+	if subtle.ConstantTimeCompare(tok, []byte(csrf)) != 1 {
+		return "", nil, ferry.E(op, ferry.Permission, "the form expired or did not come from Ferry; reload the page and try again")
+	}
+	for {
+		fp, err := mr.NextPart()
+		if err != nil {
+			return "", nil, ferry.E(op, ferry.Invalid, "choose a file to send")
+		}
+		if fp.FormName() == "file" {
+			if fp.FileName() == "" {
+				return "", nil, ferry.E(op, ferry.Invalid, "choose a file to send")
+			}
+			return fp.FileName(), fp, nil
+		}
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -47,7 +48,7 @@ func TestPackageWebPages(t *testing.T) {
 	if res.StatusCode != http.StatusBadRequest || !strings.Contains(page, "more than once") || !strings.Contains(page, `value="dave@acme.test, dave@acme.test"`) {
 		t.Fatalf("duplicate recipients: %d\n%s", res.StatusCode, page)
 	}
-	res, _ = alice.post("/outbox/new", url.Values{"csrf": {csrf}, "to": {"dave@acme.test"}, "subject": {"Contract"}, "notify": {"1"}, "max_downloads": {"1"}})
+	res, _ = alice.post("/outbox/new", url.Values{"csrf": {csrf}, "to": {"dave@acme.test"}, "subject": {"Contract"}, "notify": {"1"}, "max_downloads": {"2"}, "allow_reply": {"1"}})
 	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/packages/") {
 		t.Fatalf("compose: %d %s", res.StatusCode, res.Header.Get("Location"))
 	}
@@ -97,9 +98,46 @@ func TestPackageWebPages(t *testing.T) {
 	if res.StatusCode != 200 || string(body) != "the contract" || !strings.HasPrefix(res.Header.Get("Content-Disposition"), "attachment") {
 		t.Fatalf("recipient download: %d %q", res.StatusCode, body)
 	}
-	if res, _ := dave.get(fm[0]); res.StatusCode != http.StatusGone {
-		t.Errorf("second download past the limit of 1: %d", res.StatusCode)
+	// The second download through the API, the third is past the limit.
+	daveTok := strings.TrimSpace(s.Admin("token", "create", "--user", "dave@acme.test"))
+	apiPath := "/api/v1" + fm[0]
+	if b := ferrytest.Expect(t, s.Do("GET", apiPath, daveTok, nil), http.StatusOK); b != "the contract" {
+		t.Errorf("API download: %q", b)
 	}
+	ferrytest.Expect(t, s.Do("GET", apiPath, daveTok, nil), http.StatusGone)
+	if res, _ := dave.get(fm[0]); res.StatusCode != http.StatusGone {
+		t.Errorf("third download past the limit of 2: %d", res.StatusCode)
+	}
+	// Dave replies from the package page.
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	mw.WriteField("csrf", csrfOf(t, page))
+	fw, _ := mw.CreateFormFile("file", "countersigned.txt")
+	fw.Write([]byte("signed"))
+	mw.Close()
+	req, _ := http.NewRequest("POST", s.PublicURL+pkgURL+"/reply", &buf)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Origin", s.PublicURL)
+	res, err = dave.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := ferrytest.Body(t, res); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("reply: %d\n%s", res.StatusCode, b)
+	}
+	// Without the CSRF token (a cross-site form), nothing is stored.
+	buf.Reset()
+	mw = multipart.NewWriter(&buf)
+	fw, _ = mw.CreateFormFile("file", "forged.txt")
+	fw.Write([]byte("x"))
+	mw.Close()
+	req, _ = http.NewRequest("POST", s.PublicURL+pkgURL+"/reply", &buf)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Origin", s.PublicURL)
+	if res, err = dave.c.Do(req); err != nil || res.StatusCode == http.StatusSeeOther {
+		t.Errorf("reply without the CSRF token: %v %v", res.StatusCode, err)
+	}
+	res.Body.Close()
 	// Another user of the organisation sees nothing.
 	withPassword(t, s, "acme", "eve@acme.test", "admin", pw)
 	eve := newBrowser(t, s)
@@ -115,6 +153,13 @@ func TestPackageWebPages(t *testing.T) {
 	_, page = alice.get(pkgURL)
 	if !strings.Contains(page, "dave@acme.test") || !strings.Contains(page, `id="receipts"`) || !strings.Contains(page, "contract.txt</td>") {
 		t.Fatalf("sender's package page:\n%s", page)
+	}
+	rm := regexp.MustCompile(`href="(/download/[^"]+countersigned.txt)"`).FindStringSubmatch(page)
+	if rm == nil || strings.Contains(page, "forged.txt") {
+		t.Fatalf("the sender's page lacks the reply (or shows the forged one):\n%s", page)
+	}
+	if res, body := alice.get(rm[1]); res.StatusCode != 200 || body != "signed" {
+		t.Errorf("the sender downloads the reply: %d %q", res.StatusCode, body)
 	}
 	res, _ = alice.post(pkgURL+"/recall", url.Values{"csrf": {csrf}})
 	if res.StatusCode != http.StatusSeeOther {

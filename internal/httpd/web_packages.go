@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"ferry.dev/ferry/internal/auth"
 	"ferry.dev/ferry/internal/ferry"
 	"ferry.dev/ferry/internal/transfer"
 )
@@ -25,6 +26,7 @@ func (h *public) packagePageRoutes() []route {
 		{"POST /packages/{id}/send", h.page(signedIn, h.sendPackageForm)},
 		{"POST /packages/{id}/recall", h.page(signedIn, h.recallPackageForm)},
 		{"GET /packages/{id}/files/{file}", h.page(signedIn, h.packageDownload)},
+		{"POST /packages/{id}/reply", h.recipientReply()},
 	}
 }
 
@@ -75,6 +77,8 @@ func flashOf(r *http.Request) string {
 		return "The package was sent."
 	case "recalled":
 		return "The package was recalled: its links no longer work and its files were deleted."
+	case "replied":
+		return "Your file was sent."
 	}
 	return ""
 }
@@ -82,7 +86,7 @@ func flashOf(r *http.Request) string {
 // composeView is the compose form, refilled after a refusal.
 type composeView struct {
 	To, Subject, Message, Expires, MaxDownloads string
-	RequireSignIn, Notify, AllowReply          bool
+	RequireSignIn, Notify, AllowReply           bool
 }
 
 func (h *public) composeForm(w http.ResponseWriter, r *http.Request, wr *webReq) error {
@@ -133,6 +137,7 @@ type packageDetail struct {
 	Status       string
 	Draft        bool
 	Active       bool
+	CanReply     bool
 	UploadFolder string
 	Files        []packageFileRow
 	Replies      []replyRow
@@ -161,6 +166,7 @@ func (h *public) showPackage(w http.ResponseWriter, r *http.Request, wr *webReq,
 	now := time.Now()
 	pd := &packageDetail{PackageView: v, Sender: v.SenderID == wr.p.UserID, Status: packageStatus(v.Package, now),
 		Draft: v.Status == ferry.PackageDraft, Active: v.Active(now)}
+	pd.CanReply = !pd.Sender && pd.AllowReply && pd.Active
 	if pd.Sender && pd.Draft {
 		pd.UploadFolder = transfer.PackageFolder(v.ID)
 	}
@@ -215,4 +221,47 @@ func (h *public) packageDownload(w http.ResponseWriter, r *http.Request, wr *web
 		return err
 	}
 	return h.serveWhole(w, r, d)
+}
+
+// recipientReply takes a file a signed-in recipient sends back. The form is
+// multipart, which the page wrapper's form check does not parse, so this
+// handler checks the session, the origin and the CSRF token (the form's
+// first part) itself, then streams the file to internal/transfer.
+func (h *public) recipientReply() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", pageCSP)
+		wr := &webReq{}
+		err := func() error {
+			const op = "httpd.recipientReply"
+			c, err := r.Cookie(auth.SessionCookie)
+			if err != nil || c.Value == "" {
+				return ferry.E(op, ferry.Unauthenticated, "sign in first")
+			}
+			sess, p, err := h.auth.Session(r.Context(), c.Value, remoteHost(r))
+			if err != nil {
+				return err
+			}
+			if sess.Stage != ferry.SessionFull {
+				return ferry.E(op, ferry.Unauthenticated, "finish signing in first")
+			}
+			p.Protocol = "https"
+			wr.secret, wr.sess, wr.p = c.Value, sess, p
+			if err := sameOrigin(r); err != nil {
+				return err
+			}
+			name, body, err := multipartFile(w, r, h.cfg.MaxUpload, auth.CSRFToken(c.Value))
+			if err != nil {
+				return err
+			}
+			id := r.PathValue("id")
+			if _, err := h.tr.PutReply(r.Context(), p, id, name, body); err != nil {
+				return err
+			}
+			http.Redirect(w, r, "/packages/"+id+"?done=replied", http.StatusSeeOther)
+			return nil
+		}()
+		if err != nil {
+			h.renderPage(w, r, wr, err)
+		}
+	})
 }
