@@ -14,6 +14,7 @@ import (
 
 	"ferry.dev/ferry/internal/admin"
 	"ferry.dev/ferry/internal/audit"
+	"ferry.dev/ferry/internal/auth"
 	"ferry.dev/ferry/internal/db"
 	"ferry.dev/ferry/internal/ferry"
 	"ferry.dev/ferry/internal/mail"
@@ -42,7 +43,7 @@ func runAuditImpact(ctx context.Context, args []string, env Env) error {
 	from := fs.String("from", "", "start of the scope (T, inclusive)")
 	to := fs.String("to", "", "end of the scope (T, exclusive)")
 	actor := fs.String("actor", "", "only reads by this actor")
-	token := fs.String("token", "", "only reads with this API token (its id)")
+	token := fs.String("token", "", "only reads with this API token (its id, or the whole token)")
 	session := fs.String("session", "", "only reads in this session (its id as the audit log records it)")
 	ip := fs.String("ip", "", "only reads from this address or CIDR")
 	asJSON := fs.Bool("json", false, "the report as JSON (schema "+audit.ImpactSchema+", docs/IMPACT.md)")
@@ -53,6 +54,9 @@ func runAuditImpact(ctx context.Context, args []string, env Env) error {
 	}
 	now := time.Now()
 	scope := audit.ImpactScope{Actor: strings.ToLower(*actor), Token: *token, Session: *session}
+	if id := auth.ParseTokenID(*token); id != "" {
+		scope.Token = id // a whole token (a stolen one, say): its id is what the log records
+	}
 	var err error
 	if *from == "" || *to == "" {
 		return usagef("ferry audit impact: --from and --to are required")

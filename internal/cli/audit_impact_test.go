@@ -285,6 +285,7 @@ func TestAuditImpact(t *testing.T) {
 		{"actor", []string{"--actor", "alice@acme.test"}, alice},
 		{"actor in capitals", []string{"--actor", "Alice@Acme.test"}, alice},
 		{"token", []string{"--token", aliceTokID}, alice},
+		{"whole token", []string{"--token", aliceTok}, alice},
 		{"session", []string{"--session", carolSession}, want{"Initech": {"/initech/c.csv": 1}}},
 		{"/32", []string{"--ip", "127.0.0.1/32"}, everyone},
 		{"one address", []string{"--ip", "127.0.0.1"}, everyone},
