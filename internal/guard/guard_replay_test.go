@@ -480,6 +480,85 @@ func TestGuardReplay(t *testing.T) {
 			t.Fatalf("guard show lacks the sharer or the link:\n%s", status)
 		}
 	})
+
+	t.Run("adminui", func(t *testing.T) {
+		// The admin UI's guard page lists who is frozen and why; one click
+		// unfreezes.
+		c := s.adminSession(t)
+		page := s.adminGet(t, c, "/admin/orgs/acme/guard")
+		for _, want := range []string{"curious@customer.test", "canary", "Unfreeze", "generated decoy", "Save guard policy"} {
+			if !strings.Contains(page, want) {
+				t.Fatalf("guard page lacks %q", want)
+			}
+		}
+		csrf := between(page, `name="csrf" value="`, `"`)
+		form := url.Values{"csrf": {csrf}, "who": {"curious@customer.test"}}
+		req, _ := http.NewRequest(http.MethodPost, s.AdminURL+"/admin/orgs/acme/guard/unfreeze", strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Sec-Fetch-Site", "same-origin")
+		res, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusSeeOther {
+			t.Fatalf("unfreeze form: %s", res.Status)
+		}
+		page = s.adminGet(t, c, "/admin/orgs/acme/guard?done=Unfrozen.")
+		if strings.Contains(page, "<td>curious@customer.test<br>") {
+			t.Fatal("still listed as frozen after the unfreeze")
+		}
+		th := thief{email: "curious@customer.test"}
+		out, _, err := s.Run("", "admin", "token", "create", "--user", th.email)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ferrytest.Expect(t, s.Do("GET", "/api/v1/me", strings.TrimSpace(out), nil), http.StatusOK)
+		assertAudit(t, s, "guard.unfreeze")
+	})
+}
+
+// adminSession signs the organisation's administrator in on the admin UI.
+func (s *replaySite) adminSession(t *testing.T) *http.Client {
+	t.Helper()
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Transport: s.Client.Transport, Jar: jar, Timeout: time.Minute,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest(http.MethodPost, s.AdminURL+"/admin/login", strings.NewReader(url.Values{"email": {"admin@acme.test"}, "password": {"quartz-lantern-meadow-admin"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/admin/" {
+		t.Fatalf("admin sign-in: %s to %s", res.Status, res.Header.Get("Location"))
+	}
+	return c
+}
+
+func (s *replaySite) adminGet(t *testing.T, c *http.Client, path string) string {
+	t.Helper()
+	res, err := c.Get(s.AdminURL + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s\n%s", path, res.Status, b)
+	}
+	return string(b)
+}
+
+func between(s, start, end string) string {
+	_, rest, ok := strings.Cut(s, start)
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(rest, end)
+	return v
 }
 
 func (s *replaySite) sftp(t *testing.T, th *thief) *sftp.Client {
