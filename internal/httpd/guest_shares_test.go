@@ -501,3 +501,37 @@ func TestShareCanary(t *testing.T) {
 		t.Fatalf("a frozen sharer still reads: %d", res.StatusCode)
 	}
 }
+
+// TestShareRootHidesPackages: a link to the root folder does not reach the
+// system folder of packages, listed or by name.
+func TestShareRootHidesPackages(t *testing.T) {
+	s := ferrytest.Start(t)
+	alice := s.User("acme", "alice@acme.test", "admin")
+	body := ferrytest.Expect(t, s.Do("POST", "/api/v1/packages", alice, strings.NewReader(`{"to":["partner@example.test"],"subject":"Q3","message":"hi"}`), "Content-Type", "application/json"), 201)
+	var pkg struct {
+		UploadFolder string `json:"upload_folder"`
+	}
+	json.Unmarshal([]byte(body), &pkg)
+	if !strings.HasPrefix(pkg.UploadFolder, "/") {
+		t.Fatalf("package: %s", body)
+	}
+	ferrytest.Expect(t, s.Do("PUT", "/api/v1/files"+pkg.UploadFolder+"/confidential.txt", alice, strings.NewReader("PACKAGE CONTENT")), 201)
+	ferrytest.Expect(t, s.Do("PUT", "/api/v1/files/open.txt", alice, strings.NewReader("open")), 201)
+	sh := makeShare(t, s, alice, map[string]any{"path": "/"})
+	c := newGuestCurl(t, s, "127.0.0.20")
+	r := c.do(sh.URL)
+	top := strings.Split(strings.TrimPrefix(pkg.UploadFolder, "/"), "/")[0]
+	if r.status != 200 || !strings.Contains(r.body, "open.txt") || strings.Contains(r.body, top) {
+		t.Fatalf("root listing: %d %.500s", r.status, r.body)
+	}
+	for _, u := range []string{sh.URL + "/browse" + pkg.UploadFolder, sh.URL + "/download" + pkg.UploadFolder + "/confidential.txt", sh.URL + "/browse/" + top} {
+		if r := c.do(u); r.status == 200 || strings.Contains(r.body, "PACKAGE CONTENT") || strings.Contains(r.body, "confidential") {
+			t.Errorf("%s: %d %.200s", u, r.status, r.body)
+		}
+	}
+	// Nor can a package folder itself be shared.
+	res := s.Do("POST", "/api/v1/shares", alice, strings.NewReader(`{"path":"`+pkg.UploadFolder+`"}`), "Content-Type", "application/json")
+	if b := ferrytest.Body(t, res); res.StatusCode < 400 || strings.Contains(b, `"token"`) {
+		t.Fatalf("sharing a package folder: %d %s", res.StatusCode, b)
+	}
+}

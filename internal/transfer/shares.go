@@ -132,6 +132,9 @@ func (s *Service) CreateShare(ctx context.Context, p *ferry.Principal, o ShareOp
 	if p.UserID == "" || p.ShareID != "" || p.PackageID != "" {
 		return nil, "", ferry.E(op, ferry.Permission, "only users can make share links")
 	}
+	if isPackagePath(pth) {
+		return nil, "", ferry.E(op, ferry.NotExist, "no such file or folder")
+	}
 	ev := s.event(p, "share.create", pth)
 	now := s.now().UTC()
 	sh := &ferry.Share{ID: ferry.NewID(s.rand), OrgID: p.OrgID, UserID: p.UserID, Email: p.Email, Path: pth, Created: now,
@@ -401,6 +404,9 @@ func (s *Service) visitCheck(ctx context.Context, op string, p *ferry.Principal,
 		return nil, s.shareDenied(ctx, op, p, sh, "address outside the link's ranges")
 	}
 	pth, fo, err := s.shareTarget(ctx, sh)
+	if err == nil && isPackagePath(pth) {
+		err = ferry.E(op, ferry.NotExist, "package folder")
+	}
 	if ferry.KindOf(err) == ferry.NotExist {
 		return nil, s.shareDenied(ctx, op, p, sh, "shared item no longer exists")
 	} else if err != nil {
@@ -521,6 +527,9 @@ func (s *Service) ShareList(ctx context.Context, v *ShareVisit, rel string) ([]E
 	}
 	out := make([]Entry, 0, len(subs)+len(files))
 	for _, sub := range subs {
+		if isPackagePath(sub.Path) {
+			continue
+		}
 		out = append(out, Entry{Name: sub.Name, Folder: true, Modified: sub.Created})
 	}
 	for _, f := range files {
@@ -560,6 +569,11 @@ func shareJoin(op, base, rel string) (string, error) {
 	}
 	full := joinClean(base, strings.TrimPrefix(c, "/"))
 	if full != base && !strings.HasPrefix(full, strings.TrimSuffix(base, "/")+"/") {
+		return "", ferry.E(op, ferry.NotExist, "no such file or folder")
+	}
+	// Packages live in a system folder reached only through their own
+	// rules, even when the root is shared.
+	if isPackagePath(full) {
 		return "", ferry.E(op, ferry.NotExist, "no such file or folder")
 	}
 	return full, nil
