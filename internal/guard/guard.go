@@ -126,6 +126,19 @@ func New(ctx context.Context, c Config) (*Guard, error) {
 	if err := g.Refresh(ctx); err != nil {
 		return nil, err
 	}
+	// On a database that never had a guard, alerts are delivered from
+	// now on (older ones are history); Dispatch starts from here.
+	if _, err := c.DB.GuardCursor(ctx, alertCursor); ferry.KindOf(err) == ferry.NotExist {
+		size, err := c.DB.AuditSize(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := c.DB.MoveGuardCursor(ctx, alertCursor, 0, size, true); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
 	return g, nil
 }
 
