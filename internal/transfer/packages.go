@@ -166,7 +166,7 @@ func (s *Service) recipientOf(ctx context.Context, p *ferry.Principal, pkg *ferr
 		switch {
 		case p.Guest != "" && p.PackageID == pkg.ID && p.UserID == "" && r.Email == p.Guest && r.UserID == "" && !pkg.RequireSignIn:
 			return r, nil
-		case p.UserID != "" && p.Guest == "" && (r.UserID == p.UserID || r.Email == strings.ToLower(p.Email)):
+		case p.UserID != "" && p.Guest == "" && p.OrgID == pkg.OrgID && (r.UserID == p.UserID || r.Email == strings.ToLower(p.Email)):
 			return r, nil
 		}
 	}
@@ -260,9 +260,12 @@ func (s *Service) CreatePackage(ctx context.Context, p *ferry.Principal, d Packa
 	for _, a := range addrs {
 		a = strings.ToLower(a)
 		r := &ferry.PackageRecipient{ID: ferry.NewID(s.rand), PackageID: pkg.ID, Email: a, Created: now, TokenHash: s.randomHash()}
-		if u, err := s.db.UserByEmail(ctx, a); err == nil && !u.Disabled {
+		// A user of the sender's organisation signs in to see it; anyone
+		// else (users of other organisations included: tenants stay apart)
+		// is a guest with a one-time code.
+		if u, err := s.db.UserByEmail(ctx, a); err == nil && !u.Disabled && u.OrgID == p.OrgID {
 			r.UserID = u.ID
-			if u.OrgID == p.OrgID && u.PartyID != "" && pkg.PartyID == "" {
+			if u.PartyID != "" && pkg.PartyID == "" {
 				pkg.PartyID = u.PartyID
 			}
 		}
@@ -530,8 +533,8 @@ func (s *Service) Package(ctx context.Context, p *ferry.Principal, id string) (*
 			return nil, ferry.E(op, ferry.Expired, "this package is no longer available")
 		}
 		v.Recipients = []*ferry.PackageRecipient{r}
-		if p.Guest != "" {
-			s.db.MarkOpened(ctx, r.ID, s.now().UTC())
+		if err := s.db.MarkOpened(ctx, r.ID, s.now().UTC()); err != nil {
+			return nil, err
 		}
 	}
 	if v.Files, err = s.db.FilesInFolder(ctx, pkg.FolderID); err != nil {
@@ -686,7 +689,15 @@ func (s *Service) PutReply(ctx context.Context, p *ferry.Principal, id, name str
 	if _, err := s.db.FileByName(ctx, pkg.ReplyFolderID, name); err == nil {
 		return nil, ferry.Errorf(op, ferry.Exist, "a reply called %q is already there; rename your file", name)
 	}
-	f, err := s.Put(ctx, p, replyFolder(id)+"/"+name, r)
+	replies, err := s.db.FilesInFolder(ctx, pkg.ReplyFolderID)
+	if err != nil {
+		return nil, err
+	}
+	left := s.packageMax()
+	for _, f := range replies {
+		left -= f.Size
+	}
+	f, err := s.Put(ctx, p, replyFolder(id)+"/"+name, &quotaReader{r: r, left: left})
 	if err != nil {
 		return nil, err
 	}
@@ -741,3 +752,18 @@ func (s *Service) NotifyExpiring(ctx context.Context) (int, error) {
 // SetMail sets the outbox notifications go to; ferry serve creates the
 // outbox after the service. Call it before serving.
 func (s *Service) SetMail(o *mail.Outbox) { s.mail = o }
+
+// quotaReader fails with TooLarge once more than left bytes were read.
+type quotaReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (q *quotaReader) Read(p []byte) (int, error) {
+	n, err := q.r.Read(p)
+	q.left -= int64(n)
+	if q.left < 0 {
+		return n, ferry.E("transfer.PutReply", ferry.TooLarge, "the replies would take the package past its quota")
+	}
+	return n, err
+}

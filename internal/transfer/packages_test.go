@@ -131,6 +131,12 @@ func TestPackageRules(t *testing.T) {
 		if _, err := e.tr.PutReply(ctx, guest, pkg.ID, "bad\r\nname", strings.NewReader("x")); ferry.KindOf(err) != ferry.Invalid {
 			t.Errorf("reply name with CR/LF: %v", err)
 		}
+		if _, err := e.tr.PutReply(ctx, guest, pkg.ID, "huge", strings.NewReader(strings.Repeat("x", 101))); ferry.KindOf(err) != ferry.TooLarge {
+			t.Errorf("reply over the package quota: %v", err)
+		}
+		if _, err := e.tr.PutReply(ctx, guest, pkg.ID, "answer.txt", strings.NewReader("again")); ferry.KindOf(err) != ferry.Exist {
+			t.Errorf("a reply over another: %v", err)
+		}
 		if err := d.SetHold(ctx, f.ID, true); err != nil {
 			t.Fatal(err)
 		}
@@ -201,5 +207,51 @@ func TestPackageExpiry(t *testing.T) {
 	}
 	if _, err := e.d.FileByID(ctx, f.ID); ferry.KindOf(err) != ferry.NotExist {
 		t.Errorf("expired package file still there: %v", err)
+	}
+}
+
+// TestPackageRecipientsAcrossOrgs: a user of another organisation is a
+// guest of the package (one-time code), never a signed-in recipient, so no
+// principal of that organisation reaches it.
+func TestPackageRecipientsAcrossOrgs(t *testing.T) {
+	ctx := context.Background()
+	d := dbtest.SQLite(t)
+	e := newEnv(t, d)
+	alice := e.user(t, "alice@acme.test", ferry.RoleUser)
+	colleague := e.user(t, "dan@acme.test", ferry.RoleUser)
+	other := &ferry.Org{ID: ferry.NewID(nil), Name: "globex", RetentionDays: 30, Created: e.clk.now()}
+	if err := d.CreateOrg(ctx, other, ferry.NewID(nil)); err != nil {
+		t.Fatal(err)
+	}
+	zed := &ferry.User{ID: ferry.NewID(nil), OrgID: other.ID, Email: "zed@globex.test", Role: ferry.RoleAdmin}
+	if err := d.CreateUser(ctx, zed); err != nil {
+		t.Fatal(err)
+	}
+	pkg, err := e.tr.CreatePackage(ctx, alice, transfer.PackageDraft{To: []string{"zed@globex.test, dan@acme.test"}, Subject: "S"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, _ := d.RecipientsOf(ctx, pkg.ID)
+	for _, r := range rs {
+		if (r.Email == "zed@globex.test") != (r.UserID == "") {
+			t.Errorf("recipient %s: user id %q", r.Email, r.UserID)
+		}
+	}
+	f, err := e.tr.Put(ctx, alice, transfer.PackageFolder(pkg.ID)+"/a", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.tr.SendPackage(ctx, alice, pkg.ID); err != nil {
+		t.Fatal(err)
+	}
+	zp := &ferry.Principal{UserID: zed.ID, Email: zed.Email, OrgID: other.ID, Role: ferry.RoleAdmin}
+	if _, err := e.tr.Package(ctx, zp, pkg.ID); ferry.KindOf(err) != ferry.NotExist {
+		t.Errorf("a user of another organisation sees the package as a user: %v", err)
+	}
+	if _, err := e.tr.OpenPackageFile(ctx, zp, pkg.ID, f.ID); ferry.KindOf(err) != ferry.NotExist {
+		t.Errorf("a user of another organisation downloads: %v", err)
+	}
+	if _, err := e.tr.OpenPackageFile(ctx, colleague, pkg.ID, f.ID); err != nil {
+		t.Errorf("the colleague it was sent to: %v", err)
 	}
 }
