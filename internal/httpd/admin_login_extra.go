@@ -243,6 +243,11 @@ func (h *adminPlane) adminSSOCallback(w http.ResponseWriter, r *http.Request, ar
 	q := r.URL.Query()
 	cb := auth.SSOCallback{State: q.Get("state"), Code: q.Get("code"), Error: q.Get("error"), ErrorDescription: q.Get("error_description")}
 	secret, sess, _, err := h.auth.FinishSSO(r.Context(), cb, browser, "https://"+r.Host+adminSSOCallbackPath, h.adminClient(r))
+	if err == auth.ErrLoginFailed {
+		// The provider vouched for them, but they are not an administrator
+		// (or were disabled): no password was involved.
+		err = ferry.E("httpd.adminSSOCallback", ferry.Permission, "Only organisation and server administrators may sign in here.")
+	}
 	if err != nil {
 		if ferry.KindOf(err) == ferry.Unauthenticated && h.cfg.Limiter != nil {
 			h.cfg.Limiter.Fail(auth.AddrKey(remote))

@@ -217,7 +217,8 @@ func TestAdminSSO(t *testing.T) {
 	for _, who := range []string{"bob@acme.test", "newbie@acme.test"} {
 		b := newTwoPlanes(t, s)
 		back := op.signIn(t, adminSSOStart(t, b, "email="+url.QueryEscape(who)), who)
-		if res, page := b.get(s.AdminURL, back.RequestURI()); res.StatusCode != http.StatusForbidden && res.StatusCode != http.StatusUnauthorized {
+		if res, page := b.get(s.AdminURL, back.RequestURI()); res.StatusCode != http.StatusForbidden || !strings.Contains(page, map[string]string{
+			"bob@acme.test": "Only organisation and server administrators", "newbie@acme.test": "There is no Ferry account"}[who]) {
 			t.Fatalf("%s through admin SSO: %d\n%s", who, res.StatusCode, page)
 		}
 		if res, _ := b.get(s.AdminURL, "/admin/orgs"); res.StatusCode != http.StatusSeeOther {
