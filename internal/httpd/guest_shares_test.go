@@ -535,3 +535,32 @@ func TestShareRootHidesPackages(t *testing.T) {
 		t.Fatalf("sharing a package folder: %d %s", res.StatusCode, b)
 	}
 }
+
+// TestShareEndsWithItsMaker: a link stops when its maker loses the share
+// permission or is disabled.
+func TestShareEndsWithItsMaker(t *testing.T) {
+	s := ferrytest.Start(t)
+	alice := s.User("acme", "alice@acme.test", "admin")
+	bob := s.User("acme", "bob@acme.test", "user")
+	for _, f := range []string{"a", "b"} {
+		ferrytest.Expect(t, s.Do("POST", "/api/v1/folders/"+f, alice, nil), 201)
+		ferrytest.Expect(t, s.Do("PUT", "/api/v1/files/"+f+"/x.txt", alice, strings.NewReader("x")), 201)
+	}
+	s.Admin("grant", "--org", "acme", "--user", "bob@acme.test", "/a", "list,read,share")
+	s.Admin("grant", "--org", "acme", "--user", "bob@acme.test", "/b", "list,read,share")
+	la := makeShare(t, s, bob, map[string]any{"path": "/a/x.txt"})
+	lb := makeShare(t, s, bob, map[string]any{"path": "/b"})
+	c := newGuestCurl(t, s, "127.0.0.21")
+	for _, u := range []string{la.URL, lb.URL} {
+		if r := c.do(u); r.status != 200 {
+			t.Fatalf("%s: %d", u, r.status)
+		}
+	}
+	s.Admin("grant", "--org", "acme", "--user", "bob@acme.test", "/a", "list,read")
+	expectGone(t, c.do(la.URL), "after the share permission was withdrawn")
+	if r := c.do(lb.URL); r.status != 200 {
+		t.Fatalf("the other link: %d", r.status)
+	}
+	s.Admin("user", "disable", "bob@acme.test")
+	expectGone(t, c.do(lb.URL), "after the maker was disabled")
+}

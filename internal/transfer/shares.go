@@ -412,6 +412,13 @@ func (s *Service) visitCheck(ctx context.Context, op string, p *ferry.Principal,
 	} else if err != nil {
 		return nil, err
 	}
+	// A link lasts only as long as its maker could make it: a disabled
+	// account or a withdrawn share permission ends it.
+	if ok, err := s.makerMayShare(ctx, sh, fo); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, s.shareDenied(ctx, op, p, sh, "its maker may no longer share it")
+	}
 	if !sh.Folder {
 		if _, err := s.db.FileByName(ctx, fo.ID, sh.Name); ferry.KindOf(err) == ferry.NotExist {
 			return nil, s.shareDenied(ctx, op, p, sh, "shared file no longer exists")
@@ -420,6 +427,26 @@ func (s *Service) visitCheck(ctx context.Context, op string, p *ferry.Principal,
 		}
 	}
 	return &ShareVisit{Share: sh, Principal: p, Path: pth, folder: fo}, nil
+}
+
+// makerMayShare reports whether the link's maker is still an enabled user
+// of its organisation with share permission on the shared folder (or the
+// shared file's folder).
+func (s *Service) makerMayShare(ctx context.Context, sh *ferry.Share, fo *ferry.Folder) (bool, error) {
+	u, err := s.db.UserByID(ctx, sh.UserID)
+	if ferry.KindOf(err) == ferry.NotExist {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	if u.Disabled || u.OrgID != sh.OrgID {
+		return false, nil
+	}
+	a, err := s.accessAt(ctx, &ferry.Principal{UserID: u.ID, Email: u.Email, OrgID: u.OrgID, Role: u.Role}, fo.Path)
+	if err != nil {
+		return false, err
+	}
+	return a.perm.Has(ferry.PermShare), nil
 }
 
 // shareDenied audits a refused use of a link and returns the uniform error.
