@@ -41,13 +41,13 @@ type impactSite struct {
 
 const impactPassword = "correct horse battery staple"
 
-func startImpactSite(t *testing.T) *impactSite {
+func startImpactSite(t *testing.T, opts ...ferrytest.Option) *impactSite {
 	t.Helper()
 	if _, err := exec.LookPath("sftp"); err != nil {
 		t.Fatalf("OpenSSH sftp is required: %v", err)
 	}
 	mp := ferrytest.StartMailpit(t)
-	s := &impactSite{Server: ferrytest.Start(t, ferrytest.WithMail(mp)), t: t, dir: t.TempDir(), mail: mp, size: map[string]int{}}
+	s := &impactSite{Server: ferrytest.Start(t, append(opts, ferrytest.WithMail(mp))...), t: t, dir: t.TempDir(), mail: mp, size: map[string]int{}}
 	for _, org := range []string{"acme", "beta"} {
 		s.Admin("org", "create", org)
 	}
@@ -509,5 +509,39 @@ func TestAuditImpactNotify(t *testing.T) {
 	}
 	if evs := s.logEvents("--action", "impact.edit"); len(evs) < 2 {
 		t.Errorf("impact.edit records: %d", len(evs))
+	}
+}
+
+// TestAuditImpactPostgres runs the report on a server in cluster mode
+// (PostgreSQL), with --db.
+func TestAuditImpactPostgres(t *testing.T) {
+	s := startImpactSite(t, ferrytest.WithPostgres())
+	start := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	end := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	tok := s.token("alice@acme.test")
+	s.restGet(tok, "/globex/a.csv")
+	s.restGet(tok, "/internal/e.txt")
+	s.sftpGet("bob@acme.test", "/initech/c.csv")
+	s.webGet("carol@acme.test", "/globex/b.csv")
+	creads := s.logEvents("--action", "file.read", "--actor", "carol@acme.test")
+	if len(creads) != 1 || creads[0].Session == "" {
+		t.Fatalf("carol's read: %+v", creads)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want want
+	}{
+		{"actor", []string{"--actor", "alice@acme.test"}, want{"Globex": {"/globex/a.csv": 1}, "": {"/internal/e.txt": 1}}},
+		{"token", []string{"--token", tok}, want{"Globex": {"/globex/a.csv": 1}, "": {"/internal/e.txt": 1}}},
+		{"session", []string{"--session", creads[0].Session}, want{"Globex": {"/globex/b.csv": 1}}},
+		{"/24", []string{"--ip", "127.0.0.0/24"}, want{"Globex": {"/globex/a.csv": 1, "/globex/b.csv": 1}, "Initech": {"/initech/c.csv": 1}, "": {"/internal/e.txt": 1}}},
+		{"v6", []string{"--ip", "::1/128"}, want{}},
+	} {
+		rep, _ := s.impact(append([]string{"--from", start, "--to", end}, tc.args...)...)
+		s.check(tc.name, rep, tc.want)
+		if !rep.Check.MatchesLog || rep.Verify == nil || !rep.Verify.OK {
+			t.Errorf("%s: checkpoint %+v, verification %+v", tc.name, rep.Check, rep.Verify)
+		}
 	}
 }
