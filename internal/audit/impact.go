@@ -54,17 +54,17 @@ func (s *ImpactScope) Validate() error {
 // ImpactReport is the result of Impact; its JSON form is the documented
 // schema ImpactSchema (docs/IMPACT.md).
 type ImpactReport struct {
-	Schema    string           `json:"schema"`
-	Generated time.Time        `json:"generated"`
-	Scope     ImpactScopeJSON  `json:"scope"`
-	Check     ImpactCheckpoint `json:"checkpoint"`
-	Verify    *ImpactVerify    `json:"verification"`
-	Pending   int64            `json:"reads_after_checkpoint"`
-	Totals    ImpactTotals     `json:"totals"`
-	Parties   []*PartyImpact   `json:"parties"`
-	NoParty   *PartyImpact     `json:"no_party"`
-	Denied    int64            `json:"denied_reads"`
-	scopeCIDR netip.Prefix
+	Schema    string            `json:"schema"`
+	Generated time.Time         `json:"generated"`
+	Scope     ImpactScopeJSON   `json:"scope"`
+	Check     ImpactCheckpoint  `json:"checkpoint"`
+	Verify    *ImpactVerify     `json:"verification"`
+	Pending   int64             `json:"reads_after_checkpoint"`
+	Totals    ImpactTotals      `json:"totals"`
+	Parties   []*PartyImpact    `json:"parties"`
+	NoParty   *PartyImpact      `json:"no_party"`
+	Denied    int64             `json:"denied_reads"`
+	names     map[string]string // remote address → as listed
 }
 
 // ImpactScopeJSON is the scope as the report states it.
@@ -176,7 +176,7 @@ func Impact(ctx context.Context, d *db.DB, v note.Verifier, scope ImpactScope, o
 		Schema: ImpactSchema, Generated: opt.Now().UTC().Truncate(time.Second),
 		Scope: ImpactScopeJSON{From: scope.From.UTC(), To: scope.To.UTC(), OrgID: scope.OrgID,
 			Actor: scope.Actor, Token: scope.Token, Session: scope.Session},
-		Parties: []*PartyImpact{}, scopeCIDR: scope.CIDR,
+		Parties: []*PartyImpact{}, names: map[string]string{},
 	}
 	if scope.CIDR.IsValid() {
 		rep.Scope.CIDR = scope.CIDR.Masked().String()
@@ -241,8 +241,9 @@ func Impact(ctx context.Context, d *db.DB, v note.Verifier, scope ImpactScope, o
 		f.IPLo, f.IPHi = db.PrefixRange(scope.CIDR)
 	}
 	parties := map[string]*PartyImpact{}
+	ev := new(ferry.Event) // reused: the report keeps only its strings
 	err := d.AuditReads(ctx, f, func(r *db.AuditRow) error {
-		ev := new(ferry.Event)
+		*ev = ferry.Event{}
 		if err := json.Unmarshal(r.Data, ev); err != nil {
 			return ferry.E(op, ferry.Integrity, "record "+itoa(r.Seq)+" is not a valid event (run ferry audit verify)", err)
 		}
@@ -385,7 +386,12 @@ func (rep *ImpactReport) add(parties map[string]*PartyImpact, ev *ferry.Event) {
 	p.Last = ev.Time
 	p.actors[ev.Actor] = true
 	if ev.Remote != "" {
-		p.remotes[remoteName(ev.Remote)] = true
+		name, ok := rep.names[ev.Remote]
+		if !ok {
+			name = remoteName(ev.Remote)
+			rep.names[ev.Remote] = name
+		}
+		p.remotes[name] = true
 	}
 	if ev.Org != "" {
 		p.Org = ev.Org
