@@ -40,6 +40,13 @@ var reviewedOpen = map[string][]string{
 		"GET /{$}",                 // a redirect into /admin/
 		"GET /admin/login",         // the admin sign-in page
 		"GET /admin/static/{file}", // stylesheet
+		// Passkey and single-sign-on sign-in of administrators
+		// (admin_login_extra.go), as on the public listener; only
+		// administrators get a session.
+		"GET /admin/static/passkey.js",     // the passkey ceremony script
+		"POST /admin/login/passkey/begin",  // passwordless sign-in (400 without a usable host name)
+		"POST /admin/login/passkey/finish", // passwordless sign-in (400 without a ceremony)
+		"GET /admin/login/sso",             // single sign-on start (400 without an org or email)
 	},
 }
 
