@@ -293,7 +293,8 @@ func (h *adminPlane) adminWebRoutes() []route {
 	}
 	// Further pages, each topic with its own table in its own file.
 	routes = append(routes, h.adminLoginRoutes()...)  // admin_login_extra.go
-	routes = append(routes, h.adminInviteRoutes()...) // admin_invite.go
+	// Invitations by email (admin_invite.go).
+	routes = append(routes, h.adminInviteRoutes()...)
 	routes = append(routes, h.adminUsersRoutes()...)  // admin_users.go
 	routes = append(routes, h.adminGuardRoutes()...)  // admin_guard.go
 	routes = append(routes, h.adminImpactRoutes()...) // admin_impact.go

@@ -78,6 +78,7 @@ func (h *adminPlane) adminRoutes() []route {
 		{"POST /admin/v1/users/enable", h.api(h.enableUser)},
 		{"POST /admin/v1/users/role", h.api(h.setRole)},
 		{"POST /admin/v1/users/invite", h.api(h.inviteUser)}, // admin_invite.go
+		{"GET /admin/v1/mail", h.api(h.mailStatus)},          // admin_mail.go
 		{"POST /admin/v1/folders", h.api(h.createFolder)},
 		{"POST /admin/v1/grants", h.api(h.grant)},
 		{"POST /admin/v1/grants/revoke", h.api(h.revokeGrant)},

@@ -272,7 +272,8 @@ func (h *public) browserRoutes() []route {
 	// Inbox, outbox, compose and package pages (web_packages.go).
 	routes = append(routes, h.packagePageRoutes()...)
 	routes = append(routes, h.moveRoutes()...) // the folder chooser of "move" (web_move.go)
-	routes = append(routes, h.inviteRoutes()...) // email invitations' links (web_invite.go)
+	// Email invitations' links (web_invite.go).
+	routes = append(routes, h.inviteRoutes()...)
 	// The user's share links and folder watches (web_shares.go).
 	routes = append(routes, h.shareWebRoutes()...)
 	return routes

@@ -2,6 +2,7 @@ package httpd_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -253,5 +254,45 @@ func TestAdminUIInvite(t *testing.T) {
 	}
 	if _, users := b.get(A, "/admin/orgs/acme/users"); !strings.Contains(users, "pia@acme.test") {
 		t.Fatal("the invited user is not listed")
+	}
+
+	// The outbox, for server administrators only: counts and rows without
+	// bodies (the body holds the link).
+	rootTok := strings.TrimSpace(s.Admin("token", "create", "--user", "root@acme.test"))
+	orgAdmin := s.User("acme", "oa@acme.test", "admin")
+	get := func(tok, path string) (*http.Response, string) {
+		req, _ := http.NewRequest("GET", A+path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := s.Client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, ferrytest.Body(t, res)
+	}
+	if res, body := get(orgAdmin, "/admin/v1/mail"); res.StatusCode != 403 {
+		t.Fatalf("outbox for an organisation admin: %d %s", res.StatusCode, body)
+	}
+	if res, _ := get(rootTok, "/admin/v1/mail?limit=0"); res.StatusCode != 400 {
+		t.Fatalf("limit=0: %d", res.StatusCode)
+	}
+	res, body := get(rootTok, "/admin/v1/mail")
+	var st struct {
+		Queued, Sent, Failed int
+		Recent               []map[string]any
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil || res.StatusCode != 200 {
+		t.Fatalf("outbox: %d %s", res.StatusCode, body)
+	}
+	var invites int
+	for _, m := range st.Recent {
+		if m["kind"] == "invite.user" && m["status"] == "sent" && fmt.Sprint(m["recipients"]) == "[pia@acme.test]" {
+			invites++
+		}
+	}
+	if invites != 1 || st.Sent < 1 || st.Sent != len(st.Recent) {
+		t.Fatalf("outbox: %s", body)
+	}
+	if strings.Contains(body, "/invite/") {
+		t.Fatalf("the outbox listing shows a body: %s", body)
 	}
 }
