@@ -276,30 +276,23 @@ func (d *DB) ReceiptsOf(ctx context.Context, packageID string) ([]*ferry.Package
 	return out, dbErr("ReceiptsOf", rows.Err())
 }
 
-// PackageReply is one file a recipient sent back.
-type PackageReply struct {
-	ID, PackageID, RecipientID, Email, FileID, Name string
-	Size                                            int64
-	Created                                         time.Time
-}
-
 // AddReply records a reply file.
-func (d *DB) AddReply(ctx context.Context, r *PackageReply) error {
+func (d *DB) AddReply(ctx context.Context, r *ferry.PackageReply) error {
 	_, err := d.sql.ExecContext(ctx, `INSERT INTO package_replies (id, package_id, recipient_id, email, file_id, name, size, created) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		r.ID, r.PackageID, r.RecipientID, r.Email, r.FileID, r.Name, r.Size, micro(r.Created))
 	return dbErr("AddReply", err)
 }
 
 // RepliesOf lists a package's replies, oldest first.
-func (d *DB) RepliesOf(ctx context.Context, packageID string) ([]*PackageReply, error) {
+func (d *DB) RepliesOf(ctx context.Context, packageID string) ([]*ferry.PackageReply, error) {
 	rows, err := d.sql.QueryContext(ctx, `SELECT id, package_id, recipient_id, email, file_id, name, size, created FROM package_replies WHERE package_id = $1 ORDER BY created LIMIT 10000`, packageID)
 	if err != nil {
 		return nil, dbErr("RepliesOf", err)
 	}
 	defer rows.Close()
-	var out []*PackageReply
+	var out []*ferry.PackageReply
 	for rows.Next() {
-		var r PackageReply
+		var r ferry.PackageReply
 		var t int64
 		if err := rows.Scan(&r.ID, &r.PackageID, &r.RecipientID, &r.Email, &r.FileID, &r.Name, &r.Size, &t); err != nil {
 			return nil, dbErr("RepliesOf", err)

@@ -86,3 +86,16 @@ func ValidHeaderText(op, what, s string) error {
 	}
 	return nil
 }
+
+// PackageReply is a file a recipient sent back; the file itself is in the
+// package's reply folder.
+type PackageReply struct {
+	ID          string
+	PackageID   string
+	RecipientID string
+	Email       string
+	FileID      string
+	Name        string
+	Size        int64
+	Created     time.Time
+}

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"ferry.dev/ferry/internal/db"
 	"ferry.dev/ferry/internal/ferry"
 	"ferry.dev/ferry/internal/mail"
 )
@@ -190,7 +189,7 @@ type PackageView struct {
 	*ferry.Package
 	Recipients []*ferry.PackageRecipient
 	Files      []*ferry.File
-	Replies    []*db.PackageReply
+	Replies    []*ferry.PackageReply
 	Receipts   []*ferry.PackageReceipt
 	ReplyFiles []*ferry.File
 }
@@ -712,7 +711,7 @@ func (s *Service) packageReplied(ctx context.Context, p *ferry.Principal, pkg *f
 		return err
 	}
 	now := s.now().UTC()
-	if err := s.db.AddReply(ctx, &db.PackageReply{ID: ferry.NewID(s.rand), PackageID: pkg.ID, RecipientID: rcpt.ID, Email: rcpt.Email, FileID: f.ID, Name: f.Name, Size: f.Size, Created: now}); err != nil {
+	if err := s.db.AddReply(ctx, &ferry.PackageReply{ID: ferry.NewID(s.rand), PackageID: pkg.ID, RecipientID: rcpt.ID, Email: rcpt.Email, FileID: f.ID, Name: f.Name, Size: f.Size, Created: now}); err != nil {
 		return err
 	}
 	ev := s.event(p, "package.reply", f.Path)
