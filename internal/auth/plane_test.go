@@ -50,15 +50,20 @@ func TestSessionPlanes(t *testing.T) {
 	if err != nil || stored.Plane != ferry.PlaneAdmin {
 		t.Fatalf("stored plane: %v %+v", err, stored)
 	}
-	// Passkey and SSO logins (StartSession) are public-plane only.
-	if _, _, err := e.au.StartSession(ctx, e.user.ID, "passkey x", adm); err == nil {
-		t.Fatal("StartSession on the admin plane succeeded")
+	// Passkey and SSO logins (StartSession) of an administrator on the
+	// admin plane make an admin-plane session.
+	if _, ps, err := e.au.StartSession(ctx, e.user.ID, "passkey x", adm); err != nil || ps.Plane != ferry.PlaneAdmin {
+		t.Fatalf("StartSession of an administrator on the admin plane: %v %+v", err, ps)
 	}
 	if err := e.d.SetUserRole(ctx, e.user.ID, ferry.RoleUser); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := e.au.SessionOn(ctx, ferry.PlaneAdmin, asec, "192.0.2.7"); ferry.KindOf(err) != ferry.Unauthenticated {
 		t.Fatalf("admin session of a demoted user: %v", err)
+	}
+	// ... and of anyone else are refused.
+	if _, _, err := e.au.StartSession(ctx, e.user.ID, "passkey x", adm); err != auth.ErrLoginFailed {
+		t.Fatalf("StartSession of a user on the admin plane: %v, want ErrLoginFailed", err)
 	}
 	var denied int
 	for _, ev := range e.events(t) {
