@@ -322,6 +322,12 @@ func (g *shareGuest) unlock(w http.ResponseWriter, r *http.Request, v *transfer.
 // download sends the shared file, or a file of the shared folder, as an
 // attachment that is never sniffed or rendered; each download counts.
 func (g *shareGuest) download(w http.ResponseWriter, r *http.Request, v *transfer.ShareVisit, secret string) error {
+	if r.Method != http.MethodGet {
+		// A HEAD (a link preview, a mail scanner) would count as a
+		// download.
+		w.Header().Set("Allow", "GET")
+		return ferry.E("httpd.shareDownload", ferry.Invalid, "download with GET")
+	}
 	if v.NeedPassword {
 		http.Redirect(w, r, g.base(r), http.StatusSeeOther)
 		return nil

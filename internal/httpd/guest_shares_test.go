@@ -155,6 +155,10 @@ func TestShareLinks(t *testing.T) {
 		if r.status != 200 || !strings.Contains(r.body, "report.txt") || !strings.Contains(r.body, "Downloads left") {
 			t.Fatalf("page after the password: %d %.400s", r.status, r.body)
 		}
+		// A HEAD (link previews, mail scanners) counts nothing.
+		if r := c.do("-I", sh.URL+"/download/"); r.status == 200 {
+			t.Fatalf("HEAD of a download: %d", r.status)
+		}
 		for i := 0; i < 2; i++ {
 			r := c.do(sh.URL + "/download/")
 			if r.status != 200 || r.body != report {
