@@ -403,7 +403,11 @@ func TestShareLinks(t *testing.T) {
 // TestShareDownloadLimitConcurrent races many downloads of a link allowed 3:
 // exactly 3 succeed (the count is one conditional UPDATE).
 func TestShareDownloadLimitConcurrent(t *testing.T) {
-	s := ferrytest.Start(t)
+	t.Run("sqlite", func(t *testing.T) { shareLimitRace(t, ferrytest.Start(t)) })
+	t.Run("postgres", func(t *testing.T) { shareLimitRace(t, ferrytest.Start(t, ferrytest.WithPostgres())) })
+}
+
+func shareLimitRace(t *testing.T, s *ferrytest.Server) {
 	alice := s.User("acme", "alice@acme.test", "admin")
 	ferrytest.Expect(t, s.Do("PUT", "/api/v1/files/f.txt", alice, strings.NewReader("content")), 201)
 	sh := makeShare(t, s, alice, map[string]any{"path": "/f.txt", "max_downloads": 3})
