@@ -16,7 +16,8 @@ import (
 // TestBrowserPackages composes and sends a package in Chromium (the form,
 // the drag-and-drop uploader's file picker, send), then opens it as the
 // external recipient (code from the mail, the file listed) — without a
-// console error or CSP violation. With FERRY_SCREENSHOTS it saves the
+// console error or CSP violation, and passing the accessibility and
+// phone-width checks. With FERRY_SCREENSHOTS it saves the
 // compose, draft, sent and guest pages.
 func TestBrowserPackages(t *testing.T) {
 	ctx := newChromium(t)
@@ -29,11 +30,21 @@ func TestBrowserPackages(t *testing.T) {
 		t.Fatal(err)
 	}
 	shots := os.Getenv("FERRY_SCREENSHOTS")
+	desktop := chromedp.ResetViewport()
+	if shots != "" {
+		desktop = chromedp.EmulateViewport(1200, 800)
+	}
+	a11y := newA11y(t, ctx, false, desktop) // browser_a11y_test.go
 	shot := func(name string) {
 		t.Helper()
 		if errs := rec.take(); len(errs) > 0 {
 			t.Errorf("%s: console or CSP errors:\n  %s", name, strings.Join(errs, "\n  "))
 		}
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		if err != nil {
+			t.Fatal(err)
+		}
+		a11y.check(name, strings.TrimPrefix(loc, base))
 		if shots == "" {
 			return
 		}
