@@ -153,6 +153,13 @@ func (d *DB) RetryMail(ctx context.Context, id, owner, lastError string, next ti
 	return affectedOne("RetryMail", res, err)
 }
 
+// ReleaseMail gives up owner's lease on a row without counting an attempt
+// (the node is shutting down): any node may take it at once.
+func (d *DB) ReleaseMail(ctx context.Context, id, owner string) error {
+	res, err := d.sql.ExecContext(ctx, `UPDATE mail_outbox SET lease_owner = '', lease_until = 0 WHERE id = $1 AND lease_owner = $2 AND status = 'queued'`, id, owner)
+	return affectedOne("ReleaseMail", res, err)
+}
+
 // NextMailDue returns when the earliest queued row is due (zero if none).
 func (d *DB) NextMailDue(ctx context.Context) (time.Time, error) {
 	var next int64

@@ -46,6 +46,13 @@ func TestOutbox(t *testing.T) {
 		if ok, err := d.MailProgress(ctx, m.ID, "node-a", []string{"b@example.test"}, nil, now.Add(time.Minute)); !ok || err != nil {
 			t.Fatalf("progress: %v %v", ok, err)
 		}
+		// Released (shutdown): claimable again at once, no attempt counted.
+		if err := d.ReleaseMail(ctx, m.ID, "node-a"); err != nil {
+			t.Fatal(err)
+		}
+		if rows, _ := d.ClaimMail(ctx, "node-a", now, now.Add(time.Minute), 10); len(rows) != 1 || rows[0].Attempts != 0 {
+			t.Fatalf("after release: %+v", rows)
+		}
 		next := now.Add(time.Hour)
 		if err := d.RetryMail(ctx, m.ID, "node-a", "421 try later", next); err != nil {
 			t.Fatal(err)

@@ -263,6 +263,9 @@ func (o *Outbox) deliver(ctx context.Context, m *db.OutboxMail) error {
 		o.result(m.Kind, "failed")
 		o.log.Error("mail failed: every recipient refused", "id", m.ID, "kind", m.Kind)
 		return o.db.FinishMail(ctx, m.ID, o.owner, db.MailFailed, "every recipient refused", now)
+	case ctx.Err() != nil:
+		// Shutting down: not the server's fault, not an attempt.
+		return o.db.ReleaseMail(context.WithoutCancel(ctx), m.ID, o.owner)
 	case now.Sub(m.Created) >= o.giveUp:
 		o.result(m.Kind, "failed")
 		o.log.Error("mail failed: giving up", "id", m.ID, "kind", m.Kind, "attempts", m.Attempts+1, "err", tempErr)
