@@ -105,6 +105,13 @@ func (s *Service) checkPackage(ctx context.Context, op string, p *ferry.Principa
 	}
 	switch ev.Action {
 	case "upload.create", "upload.write", "file.write", "file.read", "file.delete":
+	case "file.hold", "file.release":
+		// Legal hold is for whoever holds every permission in the
+		// organisation; it exposes no content.
+		perm = 0
+		if p.Operator || p.System || p.Role == ferry.RoleAdmin {
+			perm = ferry.PermManage
+		}
 	default:
 		perm = 0
 	}

@@ -137,8 +137,11 @@ func TestPackageRules(t *testing.T) {
 		if _, err := e.tr.PutReply(ctx, guest, pkg.ID, "answer.txt", strings.NewReader("again")); ferry.KindOf(err) != ferry.Exist {
 			t.Errorf("a reply over another: %v", err)
 		}
-		if err := d.SetHold(ctx, f.ID, true); err != nil {
-			t.Fatal(err)
+		if err := e.tr.SetHold(ctx, alice, folder+"/a.txt", true); ferry.KindOf(err) != ferry.NotExist {
+			t.Errorf("the sender puts a package file on hold: %v", err)
+		}
+		if err := e.tr.SetHold(ctx, admin, folder+"/a.txt", true); err != nil {
+			t.Fatalf("an admin's legal hold on a package file: %v", err)
 		}
 		if err := e.tr.RecallPackage(ctx, alice, pkg.ID); err != nil {
 			t.Fatal(err)
