@@ -22,8 +22,11 @@ func (h *public) inviteRoutes() []route {
 
 type inviteData struct{ Token string }
 
+// inviteAttempt counts against the address only: with an account name
+// shared by every link, guesses from many addresses would lock real
+// invitees out.
 func inviteAttempt(r *http.Request) auth.Attempt {
-	return auth.Attempt{Account: "(invitation link)", Remote: remoteHost(r), Protocol: "https"}
+	return auth.Attempt{Remote: remoteHost(r), Protocol: "https"}
 }
 
 // inviteInvalid shows the page of an unusable link, counting the failure.

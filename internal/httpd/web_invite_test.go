@@ -296,3 +296,50 @@ func TestAdminUIInvite(t *testing.T) {
 		t.Fatalf("the outbox listing shows a body: %s", body)
 	}
 }
+
+// TestInviteGuessing: guessing invitation links from one address ends in
+// 429 for that address (the sign-in limiter), while a real invitee on
+// another address is not locked out.
+func TestInviteGuessing(t *testing.T) {
+	mp := ferrytest.StartMailpit(t)
+	s := ferrytest.Start(t, ferrytest.WithMail(mp))
+	ada := s.User("acme", "ada@acme.test", "admin")
+	if res, body := postJSON(t, from(s, "127.0.0.1"), s.AdminURL+"/admin/v1/users/invite", ada, map[string]any{"org": "acme", "email": "nina@acme.test"}); res.StatusCode != 201 {
+		t.Fatalf("invite: %d %s", res.StatusCode, body)
+	}
+	link := inviteLink(t, s, mp.WaitFor(t, "nina@acme.test", "invited", 30*time.Second))
+	guesser := from(s, "127.0.0.7")
+	locked := false
+	for i := 0; i < 30 && !locked; i++ {
+		res, err := guesser.Get(s.PublicURL + "/invite/" + strings.Repeat(string(rune('A'+i%26)), 43))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ferrytest.Body(t, res)
+		switch res.StatusCode {
+		case 404:
+		case 429:
+			locked = true
+		default:
+			t.Fatalf("guess %d: %d", i, res.StatusCode)
+		}
+	}
+	if !locked {
+		t.Fatal("30 wrong invitation links from one address were not rate-limited")
+	}
+	// The guesser is locked out even with the right link; nina is not.
+	res, err := guesser.Get(s.PublicURL + link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ferrytest.Body(t, res); res.StatusCode != 429 {
+		t.Fatalf("right link from the locked address: %d", res.StatusCode)
+	}
+	res, err = from(s, "127.0.0.8").Get(s.PublicURL + link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := ferrytest.Body(t, res); res.StatusCode != 200 || !strings.Contains(body, "nina@acme.test") {
+		t.Fatalf("the invitee on another address: %d", res.StatusCode)
+	}
+}
