@@ -26,6 +26,7 @@ func (g *Guard) MarkCanary(ctx context.Context, f *ferry.File, decoy bool, by st
 	g.mu.Lock()
 	if _, ok := g.canaries[f.ID]; !ok {
 		g.canaries[f.ID] = f.OrgID
+		g.gen++
 		g.orgCan[f.OrgID]++
 	}
 	g.mu.Unlock()
@@ -44,6 +45,7 @@ func (g *Guard) UnmarkCanary(ctx context.Context, fileID string) error {
 	g.mu.Lock()
 	if org, ok := g.canaries[fileID]; ok {
 		delete(g.canaries, fileID)
+		g.gen++
 		g.orgCan[org]--
 	}
 	g.mu.Unlock()

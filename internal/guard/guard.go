@@ -83,6 +83,9 @@ type Guard struct {
 	peaks    map[string]*peak
 	tokens   map[string]tokenSeen // token id → where it was last used from
 	pending  []peakRec            // peaks of past days not yet stored
+	// gen counts changes to frozen and canaries made here; Refresh does
+	// not replace them with what it read if one happened meanwhile.
+	gen uint64
 }
 
 // peakRec is a daily peak to store.
@@ -153,6 +156,9 @@ func (g *Guard) SetMail(fn func(ctx context.Context, kind string, to []string, d
 // Refresh reloads the freezes and canaries from the database, so that those
 // set or lifted on another node (or by an older process) apply here.
 func (g *Guard) Refresh(ctx context.Context) error {
+	g.mu.Lock()
+	gen := g.gen
+	g.mu.Unlock()
 	frs, err := g.cfg.DB.GuardFreezes(ctx, "")
 	if err != nil {
 		return err
@@ -187,7 +193,9 @@ func (g *Guard) Refresh(ctx context.Context) error {
 		orgCan[org]++
 	}
 	g.mu.Lock()
-	g.frozen, g.canaries, g.orgCan = frozen, canaries, orgCan
+	if g.gen == gen { // else a freeze or canary changed here meanwhile: next time
+		g.frozen, g.canaries, g.orgCan = frozen, canaries, orgCan
+	}
 	g.mu.Unlock()
 	return nil
 }
@@ -376,8 +384,12 @@ func (g *Guard) Freeze(ctx context.Context, p *ferry.Principal, reason, why stri
 	}
 	// In memory first, so that concurrent reads are refused from now on.
 	g.frozen[subj] = fr
+	g.gen++
 	g.mu.Unlock()
 	created, err := g.cfg.DB.PutGuardFreeze(context.WithoutCancel(ctx), fr)
+	g.mu.Lock()
+	g.gen++ // a Refresh that read the database before this write must not drop it
+	g.mu.Unlock()
 	if err != nil {
 		return err
 	}
@@ -405,6 +417,7 @@ func (g *Guard) Unfreeze(ctx context.Context, subject string) error {
 	}
 	g.mu.Lock()
 	delete(g.frozen, subject)
+	g.gen++
 	if t := g.trackers[subject]; t != nil {
 		t.reset()
 	}

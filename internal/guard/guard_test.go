@@ -406,3 +406,53 @@ func TestGuardMailTemplates(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardConcurrentThief: eight readers at once, with the guard reloading
+// its state from the database meanwhile, still get exactly the limit's
+// worth of files and not one more.
+func TestGuardConcurrentThief(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, dbtest.SQLite(t))
+	g := e.guard(t)
+	thief := e.user("t@acme.test")
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		ok   int
+		next int
+		stop = make(chan struct{})
+	)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				g.Refresh(ctx)
+			}
+		}
+	}()
+	for range 8 {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				i := next
+				next++
+				mu.Unlock()
+				if i >= 2000 {
+					return
+				}
+				if err := g.CheckRead(ctx, thief, e.file(i), 100); err == nil {
+					mu.Lock()
+					ok++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	if ok != guard.DefaultMaxFiles {
+		t.Fatalf("%d reads allowed, want exactly %d", ok, guard.DefaultMaxFiles)
+	}
+}
