@@ -62,7 +62,8 @@ func replayFiles() int {
 func startReplay(t *testing.T) *replaySite {
 	t.Helper()
 	mp := ferrytest.StartMailpit(t)
-	s := &replaySite{Server: ferrytest.Start(t, ferrytest.WithMail(mp)), mp: mp}
+	// Loopback is allow-listed for the webhook receiver of the test.
+	s := &replaySite{Server: ferrytest.Start(t, ferrytest.WithMail(mp), ferrytest.WithArgs("--outbound-allow", "127.0.0.1/32")), mp: mp}
 	s.Admin("org", "create", "acme")
 	if _, errOut, err := s.Run("quartz-lantern-meadow-admin\n", "admin", "user", "create", "--org", "acme", "--email", "admin@acme.test", "--role", "admin", "--password-stdin"); err != nil {
 		t.Fatalf("admin user: %v\n%s", err, errOut)
@@ -479,6 +480,45 @@ func TestGuardReplay(t *testing.T) {
 		if !strings.Contains(status, "sharer@customer.test") || !strings.Contains(status, "share:") {
 			t.Fatalf("guard show lacks the sharer or the link:\n%s", status)
 		}
+	})
+
+	t.Run("webhook", func(t *testing.T) {
+		// An administrator sets the webhook with the CLI; the next freeze
+		// reaches the receiver, signed (the receiver checks the HMAC).
+		const secret = "webhook-secret-of-the-test"
+		r := newReceiver(t, secret)
+		if out, errOut, err := s.Run(secret+"\n", "admin", "guard", "webhook", "--org", "acme", "--url", r.srv.URL+"/hook", "--secret-stdin"); err != nil {
+			t.Fatalf("guard webhook: %v\n%s%s", err, out, errOut)
+		}
+		out := s.Admin("guard", "policy", "--org", "acme", "--max-files", "500")
+		if !strings.Contains(out, "max-files       500") {
+			t.Fatalf("guard policy:\n%s", out)
+		}
+		s.Admin("guard", "policy", "--org", "acme", "--max-files", "180")
+		s.Admin("canary", "mark", "--org", "acme", s.paths[9])
+		th := s.newThief(t, "hooked@customer.test")
+		ferrytest.Expect(t, s.Do("GET", "/api/v1/files"+s.paths[9], th.token, nil), http.StatusForbidden)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			got, bad := r.payloads()
+			kinds := map[string]bool{}
+			for _, p := range got {
+				if p.Principal == th.email && p.Org == "acme" {
+					kinds[p.Alert] = true
+				}
+			}
+			if bad != 0 {
+				t.Fatalf("%d deliveries failed the signature check", bad)
+			}
+			if kinds["canary"] && kinds["freeze"] {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("webhook got %+v, want canary and freeze alerts for %s", got, th.email)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		assertAudit(t, s, "guard.webhook", "guard.policy")
 	})
 
 	t.Run("adminui", func(t *testing.T) {
