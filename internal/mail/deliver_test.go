@@ -2,7 +2,17 @@ package mail_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -257,4 +267,58 @@ func TestDeliveryWithAuth(t *testing.T) {
 		t.Fatalf("row = %+v", row)
 	}
 	mp.WaitFor(t, "ann@example.test", "With auth", 20*time.Second)
+}
+
+// TestStartTLSNoDowngrade: a server that offers STARTTLS with a certificate
+// Ferry does not trust gets nothing — not the message in clear — and the
+// message stays queued with the reason.
+func TestStartTLSNoDowngrade(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := selfSigned(t, dir)
+	mp := ferrytest.StartMailpit(t, "--smtp-tls-cert", certFile, "--smtp-tls-key", keyFile)
+	d := dbtest.SQLite(t)
+	o, err := mail.New(mail.Config{DB: d, SMTPURL: mp.SMTPURL, From: "ferry@example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, o)
+	id, err := o.Enqueue(context.Background(), mail.Message{To: []string{"ann@example.test"}, Subject: "Secret", Text: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := waitRow(t, d, id, func(m *db.OutboxMail) bool { return m.Attempts > 0 }, 20*time.Second)
+	if row.Status != db.MailQueued || !strings.Contains(row.LastError, "certificate") {
+		t.Fatalf("row = %+v", row)
+	}
+	if n := len(mp.Messages(t)); n != 0 {
+		t.Fatalf("%d messages reached the untrusted server", n)
+	}
+}
+
+// selfSigned writes a self-signed certificate for 127.0.0.1 and its key.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
 }
