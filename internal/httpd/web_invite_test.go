@@ -343,3 +343,40 @@ func TestInviteGuessing(t *testing.T) {
 		t.Fatalf("the invitee on another address: %d", res.StatusCode)
 	}
 }
+
+// TestInviteSurvivesOutage: with the SMTP server down, an invitation is
+// queued in the database; it survives a restart of Ferry, and once SMTP is
+// back exactly one mail arrives, whose link works. (Takes the first retry
+// interval, about 30 s.)
+func TestInviteSurvivesOutage(t *testing.T) {
+	mp := ferrytest.StartMailpit(t)
+	mp.Stop()
+	s := ferrytest.Start(t, ferrytest.WithMail(mp))
+	ada := s.User("acme", "ada@acme.test", "admin")
+	if res, body := postJSON(t, from(s, "127.0.0.1"), s.AdminURL+"/admin/v1/users/invite", ada, map[string]any{"org": "acme", "email": "nina@acme.test"}); res.StatusCode != 201 {
+		t.Fatalf("invite during the outage: %d %s", res.StatusCode, body)
+	}
+	time.Sleep(time.Second) // the first attempt fails
+	s.Restart()
+	mp.Restart()
+	m := mp.WaitFor(t, "nina@acme.test", "invited", 90*time.Second)
+	time.Sleep(2 * time.Second)
+	n := 0
+	for _, x := range mp.Messages(t) {
+		if len(x.To) == 1 && x.To[0] == "nina@acme.test" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d invitation mails arrived, want exactly 1", n)
+	}
+	loc := inviteLinkRE.FindString(m.Text)
+	if loc == "" {
+		t.Fatalf("no link in the mail:\n%s", m.Text)
+	}
+	path := loc[strings.Index(loc, "/invite/"):]
+	res, page := newBrowser(t, s).get(path)
+	if res.StatusCode != 200 || !strings.Contains(page, "nina@acme.test") {
+		t.Fatalf("the delayed link: %d", res.StatusCode)
+	}
+}
