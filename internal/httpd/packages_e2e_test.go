@@ -88,7 +88,7 @@ func TestPackageGuestEndToEnd(t *testing.T) {
 	}
 
 	c := packageClient(t, s, alice)
-	pkg, err := c.CreatePackage(ctx, client.PackageRequest{To: []string{"Bob@Partner.test"}, Subject: "Q3 figures", Message: "Here they are.",
+	pkg, err := c.CreatePackage(ctx, client.PackageRequest{To: []string{"Bob@Partner.test", "carol@partner.test"}, Subject: "Q3 figures", Message: "Here they are.",
 		Expires: "7d", MaxDownloads: 2, Notify: true, AllowReply: true})
 	if err != nil {
 		t.Fatal(err)
@@ -117,6 +117,9 @@ func TestPackageGuestEndToEnd(t *testing.T) {
 	if _, err := c.Upload(ctx, bytes.NewReader(content), int64(len(content)), pkg.UploadFolder+"/figures.bin", client.UploadOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := c.Upload(ctx, bytes.NewReader([]byte("read me")), 7, pkg.UploadFolder+"/readme.txt", client.UploadOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.SendPackage(ctx, pkg.ID); err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +133,11 @@ func TestPackageGuestEndToEnd(t *testing.T) {
 		t.Fatalf("no package link in the mail:\n%s", msg.Text)
 	}
 	link := "/p/" + m[1]
+	carolMail := mp.WaitFor(t, "carol@partner.test", "Q3 figures", 20*time.Second)
+	carolLink := packageLinkRE.FindStringSubmatch(carolMail.Text)
+	if carolLink == nil || carolLink[1] == m[1] {
+		t.Fatalf("carol's link: %v", carolLink)
+	}
 
 	g := newBrowser(t, s)
 	res, page := g.get(link)
@@ -177,33 +185,6 @@ func TestPackageGuestEndToEnd(t *testing.T) {
 	if res.StatusCode != 200 || !strings.Contains(page, "figures.bin") || !strings.Contains(page, "Here they are.") {
 		t.Fatalf("guest page after the code: %d\n%s", res.StatusCode, page)
 	}
-	fm := fileLinkRE.FindStringSubmatch(page)
-	if fm == nil {
-		t.Fatalf("no file link:\n%s", page)
-	}
-	dl := func() *http.Response {
-		res, err := g.c.Get(s.PublicURL + link + "/files/" + fm[1])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return res
-	}
-	res = dl()
-	got, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != 200 || sha256.Sum256(got) != want {
-		t.Fatalf("download: %d, %d bytes, SHA-256 differs", res.StatusCode, len(got))
-	}
-	if !strings.HasPrefix(res.Header.Get("Content-Disposition"), "attachment") || res.Header.Get("X-Content-Type-Options") != "nosniff" {
-		t.Errorf("download headers: %v", res.Header)
-	}
-	mp.WaitFor(t, "alice@acme.test", "downloaded figures.bin", 20*time.Second)
-	ferrytest.Body(t, dl())
-	// The third download passes the limit of two.
-	if res := dl(); res.StatusCode != http.StatusGone {
-		t.Errorf("third download: %d, want 410", res.StatusCode)
-	}
-
 	// A reply with a file, visible to the sender.
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
@@ -222,11 +203,51 @@ func TestPackageGuestEndToEnd(t *testing.T) {
 		t.Fatalf("reply: %d %s", res.StatusCode, b)
 	}
 	mp.WaitFor(t, "alice@acme.test", "replied with signed.pdf", 20*time.Second)
+	fm := fileLinkRE.FindStringSubmatch(page)
+	if fm == nil {
+		t.Fatalf("no file link:\n%s", page)
+	}
+	dlFile := func(id string) *http.Response {
+		res, err := g.c.Get(s.PublicURL + link + "/files/" + id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	dl := func() *http.Response { return dlFile(fm[1]) }
+	res = dl()
+	got, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || sha256.Sum256(got) != want {
+		t.Fatalf("download: %d, %d bytes, SHA-256 differs", res.StatusCode, len(got))
+	}
+	if !strings.HasPrefix(res.Header.Get("Content-Disposition"), "attachment") || res.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("download headers: %v", res.Header)
+	}
+	mp.WaitFor(t, "alice@acme.test", "downloaded figures.bin", 20*time.Second)
+	ferrytest.Body(t, dl())
+	// The third download passes the limit of two.
+	if res := dl(); res.StatusCode != http.StatusGone {
+		t.Errorf("third download: %d, want 410", res.StatusCode)
+	}
+	// Once every file is used up, the link itself is dead (the same page
+	// as any dead link).
+	links := fileLinkRE.FindAllStringSubmatch(page, -1)
+	if len(links) != 2 {
+		t.Fatalf("file links: %v", links)
+	}
+	ferrytest.Body(t, dlFile(links[1][1]))
+	ferrytest.Body(t, dlFile(links[1][1]))
+	res, exhaustedPage := g.get(link)
+	if res.StatusCode != http.StatusNotFound || !strings.Contains(exhaustedPage, "not available") {
+		t.Errorf("exhausted link: %d", res.StatusCode)
+	}
+
 	view, err := c.GetPackage(ctx, pkg.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(view.Receipts) != 2 || view.Receipts[0].Recipient != "bob@partner.test" || view.Receipts[0].File != "figures.bin" || view.Receipts[0].Remote == "" {
+	if len(view.Receipts) != 4 || view.Receipts[0].Recipient != "bob@partner.test" || view.Receipts[0].File != "figures.bin" || view.Receipts[0].Remote == "" {
 		t.Errorf("receipts: %+v", view.Receipts)
 	}
 	if len(view.Replies) != 1 || view.Replies[0].Name != "signed.pdf" || view.Replies[0].From != "bob@partner.test" {
@@ -245,13 +266,21 @@ func TestPackageGuestEndToEnd(t *testing.T) {
 		t.Errorf("wrong codes audited:\n%s", log)
 	}
 
-	// Recall: the link stops at once, with the same page as any dead link.
+	// Recall: carol's link, alive until now, stops at once, with the same
+	// page as any dead link.
+	carolB := newBrowser(t, s)
+	if res, page := carolB.get("/p/" + carolLink[1]); res.StatusCode != 200 || !strings.Contains(page, "Email me a code") {
+		t.Fatalf("carol's link before the recall: %d", res.StatusCode)
+	}
 	if _, err := c.RecallPackage(ctx, pkg.ID); err != nil {
 		t.Fatal(err)
 	}
-	res, recalledPage := g.get(link)
+	res, recalledPage := carolB.get("/p/" + carolLink[1])
 	if res.StatusCode != http.StatusNotFound || !strings.Contains(recalledPage, "not available") {
 		t.Fatalf("recalled link: %d\n%s", res.StatusCode, recalledPage)
+	}
+	if recalledPage != exhaustedPage {
+		t.Errorf("a recalled link's page differs from an exhausted one's")
 	}
 	if res := dl(); res.StatusCode != http.StatusNotFound {
 		t.Errorf("download after recall: %d", res.StatusCode)
@@ -259,29 +288,25 @@ func TestPackageGuestEndToEnd(t *testing.T) {
 	res = s.Do("GET", "/api/v1/files"+view.Replies[0].Path, alice, nil)
 	ferrytest.Expect(t, res, http.StatusNotFound)
 
-	// Guessing links: the same answer as a recalled link, then 429. Five
-	// dead links per address are allowed per minute, and the two requests
-	// to the recalled link above (same address) were two of them.
-	stranger := newBrowser(t, s)
-	var answers []string
-	for i := 0; i < 3; i++ {
+	// Guessing links (on a fresh server: this address has used up its dead
+	// links above): the same answer as a recalled link, then 429, audited.
+	s2 := ferrytest.Start(t)
+	stranger := newBrowser(t, s2)
+	for i := 0; i < 5; i++ {
 		var b [32]byte
 		rand.Read(b[:])
 		res, page := stranger.get("/p/" + base64.RawURLEncoding.EncodeToString(b[:]))
 		if res.StatusCode != http.StatusNotFound {
 			t.Fatalf("guess %d: %d", i, res.StatusCode)
 		}
-		answers = append(answers, page)
-	}
-	for _, a := range answers {
-		if a != recalledPage {
-			t.Errorf("a guessed link's page differs from a recalled link's:\n%s\n---\n%s", a, recalledPage)
+		if page != recalledPage {
+			t.Errorf("a guessed link's page differs from a recalled link's:\n%s\n---\n%s", page, recalledPage)
 		}
 	}
 	if res, _ := stranger.get("/p/" + strings.Repeat("A", 43)); res.StatusCode != http.StatusTooManyRequests {
 		t.Errorf("after many bad links: %d, want 429", res.StatusCode)
 	}
-	if log := pkgAudit(t, s, "--action", "package.open"); strings.Count(log, "unknown link") < 3 {
+	if log := pkgAudit(t, s2, "--action", "package.open"); strings.Count(log, "unknown link") != 5 {
 		t.Errorf("guesses not audited:\n%s", log)
 	}
 }

@@ -562,7 +562,8 @@ func (s *Service) Package(ctx context.Context, p *ferry.Principal, id string) (*
 }
 
 // PackageLink resolves a package link's secret for the guest pages. An
-// unknown secret, and one whose package is recalled or expired, are the same
+// unknown secret, and one whose package is recalled or expired or whose
+// files the recipient has all downloaded as often as allowed, are the same
 // NotExist error (no oracle); each is audited as a denied package.open.
 func (s *Service) PackageLink(ctx context.Context, secret, remote string) (*ferry.Package, *ferry.PackageRecipient, error) {
 	const op = "transfer.PackageLink"
@@ -592,7 +593,35 @@ func (s *Service) PackageLink(ctx context.Context, secret, remote string) (*ferr
 	if !pkg.Active(s.now()) {
 		return nil, nil, deny("package " + pkg.Status + ", expires " + pkg.Expires.Format(time.RFC3339))
 	}
+	if pkg.MaxDownloads > 0 {
+		exhausted, err := s.exhausted(ctx, pkg, r)
+		if err != nil {
+			return nil, nil, err
+		}
+		if exhausted {
+			return nil, nil, deny("every file downloaded the most times allowed")
+		}
+	}
 	return pkg, r, nil
+}
+
+// exhausted reports whether the recipient downloaded every file of the
+// package as often as allowed: the link has nothing more to give.
+func (s *Service) exhausted(ctx context.Context, pkg *ferry.Package, r *ferry.PackageRecipient) (bool, error) {
+	files, err := s.db.FilesInFolder(ctx, pkg.FolderID)
+	if err != nil {
+		return false, err
+	}
+	counts, err := s.db.Downloads(ctx, r.ID)
+	if err != nil {
+		return false, err
+	}
+	for _, f := range files {
+		if counts[f.ID] < pkg.MaxDownloads {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // MailGuestCode sends a recipient its one-time code (issued by auth).
