@@ -1,6 +1,9 @@
 package cli_test
 
 import (
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +18,7 @@ import (
 // TestSendBinary runs the real ferry binary's send command against a server
 // that mails through Mailpit: a refused recipient list stops it before any
 // upload or mail; then two files go to two recipients, who each get their
-// own link.
+// own link, and one of them opens it (code from the mail) and downloads.
 func TestSendBinary(t *testing.T) {
 	mp := ferrytest.StartMailpit(t)
 	s := ferrytest.Start(t, ferrytest.WithMail(mp))
@@ -57,19 +60,51 @@ func TestSendBinary(t *testing.T) {
 	if !regexp.MustCompile(`^package [0-9a-f]{32} sent to bob@partner.test, carol@client.test \(2 files`).MatchString(out) {
 		t.Errorf("ferry send printed %q", out)
 	}
-	links := map[string]bool{}
+	links := map[string]string{}
 	for _, to := range []string{"bob@partner.test", "carol@client.test"} {
 		m := mp.WaitFor(t, to, "Both files", 20*time.Second)
 		l := regexp.MustCompile(`/p/[A-Za-z0-9_-]{43}`).FindString(m.Text)
 		if l == "" || !strings.Contains(m.Text, "a.txt") || !strings.Contains(m.Text, "b.csv") {
 			t.Fatalf("mail to %s:\n%s", to, m.Text)
 		}
-		links[l] = true
+		links[to] = l
 	}
-	if len(links) != 2 {
+	if links["bob@partner.test"] == links["carol@client.test"] {
 		t.Errorf("the two recipients got the same link")
 	}
 	if n := len(mp.Messages(t)); n != 2 {
 		t.Errorf("%d mails, want 2 (nothing for the refused sends)", n)
 	}
+
+	// Bob opens his link with a plain HTTP client: code by mail, then the
+	// files.
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Transport: s.Client.Transport, Jar: jar}
+	post := func(path string, form url.Values) *http.Response {
+		req, _ := http.NewRequest("POST", s.PublicURL+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("Origin", s.PublicURL)
+		res, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	link := links["bob@partner.test"]
+	ferrytest.Expect(t, post(link+"/code", url.Values{}), 200) // followed to the code form
+	cm := mp.WaitFor(t, "bob@partner.test", "Your Ferry code", 20*time.Second)
+	code := regexp.MustCompile(`\d{6}`).FindString(cm.Subject)
+	page := ferrytest.Expect(t, post(link+"/verify", url.Values{"code": {code}}), 200)
+	fl := regexp.MustCompile(`href="(/p/[^"]+/files/[0-9a-f]+)"[^>]*>Download</a>`).FindAllStringSubmatch(page, -1)
+	if len(fl) != 2 || !strings.Contains(page, "a.txt") || !strings.Contains(page, "b.csv") {
+		t.Fatalf("bob's package page:\n%s", page)
+	}
+	res, err := hc.Get(s.PublicURL + fl[0][1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body := ferrytest.Expect(t, res, 200); body != "alpha" {
+		t.Errorf("a.txt as bob downloads it: %q", body)
+	}
+	mp.WaitFor(t, "alice@acme.test", "downloaded a.txt", 20*time.Second)
 }
