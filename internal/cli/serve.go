@@ -111,7 +111,8 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	ad.SetAuditVerifier(verifier, filepath.Join(cfg.Data, "audit", "checkpoint"))
 	// The mail outbox: queued in the database, delivered by outbox.Run
 	// below (internal/mail); give it to whatever sends mail.
-	outbox, err := mail.New(mail.Config{DB: d, SMTPURL: cfg.SMTPURL, From: cfg.MailFrom, PublicURL: cfg.PublicURL, Now: now, Logger: logger})
+	outbox, err := mail.New(mail.Config{DB: d, SMTPURL: cfg.SMTPURL, From: cfg.MailFrom, PublicURL: cfg.PublicURL, Now: now, Logger: logger,
+		OnResult: metrics.Mail})
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ type Metrics struct {
 	transfers *prometheus.CounterVec
 	bytes     *prometheus.CounterVec
 	errors    *prometheus.CounterVec
+	mail      *prometheus.CounterVec
 }
 
 // NewMetrics creates the registry and metrics; auditAppends reports the
@@ -35,8 +36,11 @@ func NewMetrics(auditAppends func() float64) *Metrics {
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ferry_errors_total", Help: "Requests that failed, by error kind.",
 		}, []string{"kind"}),
+		mail: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ferry_mail_total", Help: "Mail outbox events on this node, by result: queued, sent, retry, failed (docs/MAIL.md).",
+		}, []string{"result"}),
 	}
-	m.reg.MustRegister(m.requests, m.transfers, m.bytes, m.errors,
+	m.reg.MustRegister(m.requests, m.transfers, m.bytes, m.errors, m.mail,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ferry_audit_appends_total", Help: "Audit records appended since start."}, auditAppends),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -46,6 +50,12 @@ func NewMetrics(auditAppends func() float64) *Metrics {
 func (m *Metrics) Transfer(direction string, n int64) {
 	m.transfers.WithLabelValues(direction).Inc()
 	m.bytes.WithLabelValues(direction).Add(float64(n))
+}
+
+// Mail counts one mail outbox event; it fits mail.Config.OnResult. The
+// kind of mail is not a label (it would multiply the series for little).
+func (m *Metrics) Mail(kind, result string) {
+	m.mail.WithLabelValues(result).Inc()
 }
 
 // Handler serves the metrics in the Prometheus text format.

@@ -295,6 +295,17 @@ func TestAdminUIInvite(t *testing.T) {
 	if strings.Contains(body, "/invite/") {
 		t.Fatalf("the outbox listing shows a body: %s", body)
 	}
+	// And on /metrics.
+	res, err := s.Client.Get(A + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := ferrytest.Body(t, res)
+	for _, want := range []string{`ferry_mail_total{result="queued"}`, `ferry_mail_total{result="sent"}`} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
 }
 
 // TestInviteGuessing: guessing invitation links from one address ends in
