@@ -96,7 +96,7 @@ func TestNoKeyMaterialOutsideKeys(t *testing.T) {
 			// A resumable upload left half-way, and one finished.
 			res := s.Do("POST", "/api/v1/uploads/", w.alice, strings.NewReader("ATTACK-MARKER-PARTIAL-UPLOAD"),
 				"Tus-Resumable", "1.0.0", "Upload-Length", "1000", "Content-Type", "application/offset+octet-stream",
-				"Upload-Metadata", "filename "+b64("partial.txt")+",folder "+b64("/finance/2026"))
+				"Upload-Metadata", "path "+b64("/finance/2026/partial.txt"))
 			ferrytest.Body(t, res)
 			markers = append(markers, "ATTACK-MARKER-PARTIAL-UPLOAD")
 

@@ -112,11 +112,16 @@ func TestUploadToExecute(t *testing.T) {
 	}
 	// The same payloads through tus, with the name in metadata.
 	for _, name := range []string{"tus-shell.aspx", "../../tus-escape.jsp", "tus\x00nul.html", "tus.svg"} {
-		meta := "filename " + b64(name) + ",folder " + b64("/finance/2026")
+		meta := "path " + b64("/finance/2026/"+name)
 		res := s.Do("POST", "/api/v1/uploads/", w.alice, strings.NewReader("<script>alert(1)</script>"),
 			"Tus-Resumable", "1.0.0", "Upload-Length", "25", "Upload-Metadata", meta, "Content-Type", "application/offset+octet-stream")
 		b := ferrytest.Body(t, res)
-		if res.StatusCode >= 500 {
+		switch {
+		case res.StatusCode == 201 && !strings.ContainsAny(name, "\x00") && !strings.Contains(name, ".."):
+			stored["/finance/2026/"+url.PathEscape(name)] = "<script>alert(1)</script>"
+		case res.StatusCode == 201:
+			t.Errorf("tus upload %q accepted", name)
+		case res.StatusCode >= 500:
 			t.Errorf("tus upload %q: %d %s", name, res.StatusCode, b)
 		}
 	}
