@@ -62,8 +62,17 @@ func replayFiles() int {
 func startReplay(t *testing.T) *replaySite {
 	t.Helper()
 	mp := ferrytest.StartMailpit(t)
-	// Loopback is allow-listed for the webhook receiver of the test.
-	s := &replaySite{Server: ferrytest.Start(t, ferrytest.WithMail(mp), ferrytest.WithArgs("--outbound-allow", "127.0.0.1/32")), mp: mp}
+	// Loopback is allow-listed for the webhook receiver of the test. The
+	// data directory is on tmpfs when there is one, so that seeding 20,000
+	// files takes seconds of fsync less.
+	opts := []ferrytest.Option{ferrytest.WithMail(mp), ferrytest.WithArgs("--outbound-allow", "127.0.0.1/32")}
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		if dir, err := os.MkdirTemp("/dev/shm", "ferry-guard-"); err == nil {
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			opts = append(opts, ferrytest.WithData(filepath.Join(dir, "data")))
+		}
+	}
+	s := &replaySite{Server: ferrytest.Start(t, opts...), mp: mp}
 	s.Admin("org", "create", "acme")
 	if _, errOut, err := s.Run("quartz-lantern-meadow-admin\n", "admin", "user", "create", "--org", "acme", "--email", "admin@acme.test", "--role", "admin", "--password-stdin"); err != nil {
 		t.Fatalf("admin user: %v\n%s", err, errOut)
@@ -128,7 +137,7 @@ func (s *replaySite) seed(t *testing.T, n int) {
 		total atomic.Int64
 		fail  atomic.Value
 	)
-	for range 8 {
+	for range 16 {
 		wg.Go(func() {
 			for {
 				i := int(next.Add(1) - 1)
