@@ -56,6 +56,32 @@ func TestPackages(t *testing.T) {
 		if recv, err := d.PackagesReceived(ctx, "", "bob@partner.test"); err != nil || len(recv) != 1 {
 			t.Errorf("received: %v %v", recv, err)
 		}
+		if sent, err := d.PackagesBySender(ctx, u.ID); err != nil || len(sent) != 1 || sent[0].Status != ferry.PackageSent {
+			t.Errorf("sent: %v %v", sent, err)
+		}
+		if err := d.MarkOpened(ctx, r.ID, now); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.MarkOpened(ctx, r.ID, now.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := d.RecipientByID(ctx, r.ID); !got.Opened.Equal(now) {
+			t.Errorf("opened %v, want the first time %v", got.Opened, now)
+		}
+		rc := &ferry.PackageReceipt{ID: ferry.NewID(nil), PackageID: p.ID, RecipientID: r.ID, Email: r.Email, FileID: "file1", FileName: "a.txt", Bytes: 5, Remote: "192.0.2.1", Time: now}
+		if err := d.AddReceipt(ctx, rc); err != nil {
+			t.Fatal(err)
+		}
+		rp := &ferry.PackageReply{ID: ferry.NewID(nil), PackageID: p.ID, RecipientID: r.ID, Email: r.Email, FileID: "file2", Name: "b.txt", Size: 3, Created: now}
+		if err := d.AddReply(ctx, rp); err != nil {
+			t.Fatal(err)
+		}
+		if rs, err := d.ReceiptsOf(ctx, p.ID); err != nil || len(rs) != 1 || *rs[0] != *rc {
+			t.Errorf("receipts: %+v %v", rs, err)
+		}
+		if rs, err := d.RepliesOf(ctx, p.ID); err != nil || len(rs) != 1 || *rs[0] != *rp {
+			t.Errorf("replies: %+v %v", rs, err)
+		}
 
 		// Ten concurrent downloads with a limit of three: three succeed.
 		var wg sync.WaitGroup
