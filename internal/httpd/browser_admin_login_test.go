@@ -233,3 +233,30 @@ func TestAdminSSO(t *testing.T) {
 		t.Fatalf("admin SSO logins not audited:\n%s", logins)
 	}
 }
+
+// TestSignInAgainAtSecondFactor: someone at the second-factor step who goes
+// back to the sign-in page can sign in there again (as someone else, say):
+// the form carries the CSRF token of the session the browser holds, which
+// every POST with a session must. On both listeners.
+func TestSignInAgainAtSecondFactor(t *testing.T) {
+	s := ferrytest.Start(t)
+	const pw = "amber walrus kettle drift"
+	withPassword(t, s, "acme", "olga@acme.test", "admin", pw)
+	withPassword(t, s, "acme", "ada@acme.test", "admin", "violet tugboat ledger quarry")
+	enrolTOTP(t, s, "olga@acme.test", pw)
+	b := newTwoPlanes(t, s)
+	for _, base := range []string{s.PublicURL, s.AdminURL} {
+		prefix := ""
+		if base == s.AdminURL {
+			prefix = "/admin"
+		}
+		if res, _ := b.post(base, prefix+"/login", url.Values{"email": {"olga@acme.test"}, "password": {pw}}); res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != prefix+"/login/mfa" {
+			t.Fatalf("%s: password step: %d %s", base, res.StatusCode, res.Header.Get("Location"))
+		}
+		_, page := b.get(base, prefix+"/login")
+		res, _ := b.post(base, prefix+"/login", url.Values{"csrf": {csrfOf(t, page)}, "email": {"ada@acme.test"}, "password": {"violet tugboat ledger quarry"}})
+		if want := prefix + "/"; res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != want {
+			t.Fatalf("%s: signing in again from the second-factor step: %d %s", base, res.StatusCode, res.Header.Get("Location"))
+		}
+	}
+}
