@@ -24,6 +24,9 @@ type Invitation struct {
 	User      *ferry.User
 	Expires   time.Time // when the mailed link stops working
 	Reinvited bool      // the user existed (invited before); the old link no longer works
+	// MailOff: the server has no SMTP server configured, so the mail
+	// waits in the outbox until one is.
+	MailOff bool
 }
 
 // InviteUser invites a user by email: it creates the user (as CreateUser,
@@ -77,6 +80,9 @@ func (s *Service) InviteUser(ctx context.Context, p *ferry.Principal, spec UserS
 		inv.Reinvited = true
 	}
 	inv.User = u
+	if c, ok := s.mailer.(interface{ Configured() bool }); ok && !c.Configured() {
+		inv.MailOff = true
+	}
 	ev := s.event(p, "user.invite")
 	ev.OrgID, ev.Object = u.OrgID, u.ID
 	ev.Detail = "email " + email + " role " + string(u.Role)

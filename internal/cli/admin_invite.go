@@ -27,6 +27,7 @@ func adminInvite(ctx context.Context, c *adminClient, sub *flag.FlagSet, args []
 		Email     string    `json:"email"`
 		Expires   time.Time `json:"expires"`
 		Reinvited bool      `json:"reinvited"`
+		MailOn    bool      `json:"mail_configured"`
 	}
 	if err := c.call(ctx, "/admin/v1/users/invite", map[string]any{"org": *org, "email": *email, "role": *role, "party": *party}, &resp); err != nil {
 		return err
@@ -36,5 +37,8 @@ func adminInvite(ctx context.Context, c *adminClient, sub *flag.FlagSet, args []
 		again = " again (the earlier link no longer works)"
 	}
 	fmt.Fprintf(env.Stdout, "invited %s%s; the mailed link works once, until %s\n", strings.ToLower(*email), again, resp.Expires.UTC().Format(time.RFC3339))
+	if !resp.MailOn {
+		fmt.Fprintln(env.Stderr, "ferry: warning: the server has no SMTP server configured (--smtp-url); the invitation waits in the outbox until one is")
+	}
 	return nil
 }

@@ -27,6 +27,9 @@ type inviteJSON struct {
 	Email     string    `json:"email"`
 	Expires   time.Time `json:"expires"`
 	Reinvited bool      `json:"reinvited"`
+	// MailConfigured is false when the server has no SMTP server: the
+	// invitation waits in the outbox.
+	MailConfigured bool `json:"mail_configured"`
 }
 
 // inviteUser is POST /admin/v1/users/invite {"org", "email", "role", "party"}.
@@ -48,7 +51,7 @@ func (h *adminPlane) inviteUser(w http.ResponseWriter, r *http.Request) error {
 	if inv.Reinvited {
 		status = http.StatusOK
 	}
-	writeJSON(w, status, inviteJSON{OK: true, ID: inv.User.ID, Email: inv.User.Email, Expires: inv.Expires, Reinvited: inv.Reinvited})
+	writeJSON(w, status, inviteJSON{OK: true, ID: inv.User.ID, Email: inv.User.Email, Expires: inv.Expires, Reinvited: inv.Reinvited, MailConfigured: !inv.MailOff})
 	return nil
 }
 
@@ -73,6 +76,9 @@ func (h *adminPlane) inviteSend(w http.ResponseWriter, r *http.Request, ar *admi
 	d.Flash = "Invitation mailed to " + inv.User.Email + "; the link works once, until " + inv.Expires.Format("2 Jan 2006 15:04 UTC") + "."
 	if inv.Reinvited {
 		d.Flash += " The earlier link no longer works."
+	}
+	if inv.MailOff {
+		d.Flash = "Invitation for " + inv.User.Email + " queued: this server has no SMTP server configured (--smtp-url), so it is sent once one is."
 	}
 	return h.show(w, http.StatusOK, "admin-invite", d)
 }

@@ -391,3 +391,22 @@ func TestInviteSurvivesOutage(t *testing.T) {
 		t.Fatalf("the delayed link: %d", res.StatusCode)
 	}
 }
+
+// TestInviteWithoutSMTP: without --smtp-url an invitation is still created
+// and queued, and the administrator is told it waits.
+func TestInviteWithoutSMTP(t *testing.T) {
+	s := ferrytest.Start(t)
+	ada := s.User("acme", "ada@acme.test", "admin")
+	res, body := postJSON(t, from(s, "127.0.0.1"), s.AdminURL+"/admin/v1/users/invite", ada, map[string]any{"org": "acme", "email": "nina@acme.test"})
+	var got struct {
+		MailConfigured *bool `json:"mail_configured"`
+	}
+	json.Unmarshal([]byte(body), &got)
+	if res.StatusCode != 201 || got.MailConfigured == nil || *got.MailConfigured {
+		t.Fatalf("invite without SMTP: %d %s", res.StatusCode, body)
+	}
+	out, errOut, err := s.Run("", "admin", "user", "invite", "--org", "acme", "--email", "olga@acme.test")
+	if err != nil || !strings.Contains(out, "invited olga@acme.test") || !strings.Contains(errOut, "no SMTP server configured") {
+		t.Fatalf("CLI invite without SMTP: %v\n%s\n%s", err, out, errOut)
+	}
+}
