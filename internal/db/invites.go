@@ -17,10 +17,11 @@ type Invite struct {
 }
 
 // PutInvite stores an invitation in place of any earlier one of the same
-// user, so that inviting again makes the old link useless.
+// user, so that inviting again makes the old link useless. Invitations of
+// anyone that expired before inv.Created are deleted on the way.
 func (d *DB) PutInvite(ctx context.Context, inv *Invite) error {
 	return d.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM user_invites WHERE user_id = $1`, inv.UserID); err != nil {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM user_invites WHERE user_id = $1 OR expires < $2`, inv.UserID, micro(inv.Created)); err != nil {
 			return dbErr("PutInvite", err)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO user_invites (user_id, hash, invited_by, created, expires) VALUES ($1, $2, $3, $4, $5)`,
@@ -56,14 +57,4 @@ func (d *DB) ConsumeInvite(ctx context.Context, hash []byte, now time.Time, user
 		res, err = tx.ExecContext(ctx, `UPDATE users SET password_hash = $1 WHERE id = $2`, passwordHash, userID)
 		return affectedOne("ConsumeInvite", res, err)
 	})
-}
-
-// DeleteExpiredInvites deletes invitations expired before cutoff.
-func (d *DB) DeleteExpiredInvites(ctx context.Context, cutoff time.Time) (int64, error) {
-	res, err := d.sql.ExecContext(ctx, `DELETE FROM user_invites WHERE expires < $1`, micro(cutoff))
-	if err != nil {
-		return 0, dbErr("DeleteExpiredInvites", err)
-	}
-	n, err := res.RowsAffected()
-	return n, dbErr("DeleteExpiredInvites", err)
 }

@@ -54,11 +54,19 @@ func TestInvites(t *testing.T) {
 		if err := d.ConsumeInvite(ctx, h2, now, u.ID, "again"); ferry.KindOf(err) != ferry.NotExist {
 			t.Fatalf("consume twice: %v", err)
 		}
+		// Another user's expired invitation goes when someone is invited.
 		if err := d.PutInvite(ctx, &db.Invite{UserID: u.ID, Hash: h1, Created: now, Expires: now.Add(time.Hour)}); err != nil {
 			t.Fatal(err)
 		}
-		if n, err := d.DeleteExpiredInvites(ctx, now.Add(2*time.Hour)); err != nil || n != 1 {
-			t.Fatalf("DeleteExpiredInvites = %d, %v", n, err)
+		v := &ferry.User{ID: ferry.NewID(nil), OrgID: org.ID, Email: "olga@acme.test", Role: ferry.RoleUser, Created: now}
+		if err := d.CreateUser(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.PutInvite(ctx, &db.Invite{UserID: v.ID, Hash: h2, Created: now.Add(2 * time.Hour), Expires: now.Add(3 * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.InviteByHash(ctx, h1, now); ferry.KindOf(err) != ferry.NotExist {
+			t.Fatalf("expired invitation kept: %v", err)
 		}
 	})
 }
