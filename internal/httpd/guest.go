@@ -198,6 +198,9 @@ func (h *public) guestSendCode(w http.ResponseWriter, r *http.Request, g *pkgGue
 	code, err := h.auth.IssueGuestCode(r.Context(), g.rcpt)
 	if err != nil {
 		if ferry.KindOf(err) == ferry.Quota {
+			if err := h.tr.MailGuestCode(r.Context(), g.pkg, g.rcpt, "", remoteHost(r)); err != nil {
+				return err
+			}
 			w.Header().Set("Retry-After", "300")
 			return h.guestPage(w, http.StatusTooManyRequests, "Confirm your address", "", &pkgGuestView{State: "code", Token: g.token, CodeSent: true, Sender: g.pkg.SenderEmail, Subject: g.pkg.Subject}, "", ferry.Message(err))
 		}

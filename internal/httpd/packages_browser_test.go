@@ -107,7 +107,7 @@ func TestBrowserPackages(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`#code`)),
 	)
 	shot("guest-code")
-	code := pkgWaitCode(t, mp, "buyer@client.test", "")
+	code := pkgWaitCode(t, mp, "buyer@client.test", 1)
 	run(t, ctx, "the guest enters the code",
 		chromedp.SendKeys(chromedp.CSS(`#code`), code),
 		chromedp.Click(chromedp.Search(`//button[contains(., "Open the package")]`)),

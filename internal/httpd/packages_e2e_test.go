@@ -154,7 +154,7 @@ func TestPackageGuestEndToEnd(t *testing.T) {
 	if res, _ := g.post(link+"/code", url.Values{}); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("code request: %d", res.StatusCode)
 	}
-	code1 := pkgWaitCode(t, mp, "bob@partner.test", "")
+	code1 := pkgWaitCode(t, mp, "bob@partner.test", 1)
 	// Five wrong codes use the code up: the right one no longer works.
 	for i := 0; i < 5; i++ {
 		wrong := fmt.Sprintf("%06d", (pkgAtoi(code1)+1+i)%1000000)
@@ -168,7 +168,15 @@ func TestPackageGuestEndToEnd(t *testing.T) {
 	if res, _ := g.post(link+"/code", url.Values{}); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("second code request: %d", res.StatusCode)
 	}
-	code2 := pkgWaitCode(t, mp, "bob@partner.test", code1)
+	code2 := pkgWaitCode(t, mp, "bob@partner.test", 2)
+	// A third code is allowed, a fourth within ten minutes is not.
+	if res, _ := g.post(link+"/code", url.Values{}); res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("third code request: %d", res.StatusCode)
+	}
+	code2 = pkgWaitCode(t, mp, "bob@partner.test", 3)
+	if res, _ := g.post(link+"/code", url.Values{}); res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("fourth code request: %d, want 429", res.StatusCode)
+	}
 	res, _ = g.post(link+"/verify", url.Values{"code": {code2}})
 	if res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("right code: %d", res.StatusCode)
@@ -265,6 +273,9 @@ func TestPackageGuestEndToEnd(t *testing.T) {
 	if log := pkgAudit(t, s, "--action", "package.otp.fail"); strings.Count(log, "\n") < 5 {
 		t.Errorf("wrong codes audited:\n%s", log)
 	}
+	if log := pkgAudit(t, s, "--action", "package.otp.send"); !strings.Contains(log, "too many codes") {
+		t.Errorf("the refused code request is not audited:\n%s", log)
+	}
 
 	// Recall: carol's link, alive until now, stops at once, with the same
 	// page as any dead link.
@@ -319,24 +330,29 @@ func pkgAtoi(s string) int {
 	return n
 }
 
-// waitCode returns the newest one-time code mailed to addr that is not
-// old.
-func pkgWaitCode(t *testing.T, mp *ferrytest.Mailpit, addr, old string) string {
+// pkgWaitCode waits for the n-th one-time code mailed to addr (from 1) and
+// returns it.
+func pkgWaitCode(t *testing.T, mp *ferrytest.Mailpit, addr string, n int) string {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
-		msgs := mp.Messages(t)
-		for i := len(msgs) - 1; i >= 0; i-- {
-			if m := codeRE.FindStringSubmatch(msgs[i].Subject); m != nil && m[1] != old {
-				for _, to := range msgs[i].To {
-					if strings.EqualFold(to, addr) {
-						return m[1]
-					}
+		var codes []string
+		for _, msg := range mp.Messages(t) { // oldest first
+			m := codeRE.FindStringSubmatch(msg.Subject)
+			if m == nil {
+				continue
+			}
+			for _, to := range msg.To {
+				if strings.EqualFold(to, addr) {
+					codes = append(codes, m[1])
 				}
 			}
 		}
+		if len(codes) >= n {
+			return codes[n-1]
+		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("no code mailed to %s", addr)
+	t.Fatalf("no code number %d mailed to %s", n, addr)
 	return ""
 }

@@ -624,9 +624,15 @@ func (s *Service) exhausted(ctx context.Context, pkg *ferry.Package, r *ferry.Pa
 	return true, nil
 }
 
-// MailGuestCode sends a recipient its one-time code (issued by auth).
+// MailGuestCode sends a recipient its one-time code (issued by auth); with
+// an empty code it records that a code was asked for and refused (too
+// many requests).
 func (s *Service) MailGuestCode(ctx context.Context, pkg *ferry.Package, r *ferry.PackageRecipient, code string, remote string) error {
 	ev := &ferry.Event{Action: "package.otp.send", Outcome: ferry.OutcomeOK, Actor: r.Email, OrgID: pkg.OrgID, Object: pkg.ID, PartyID: pkg.PartyID, Remote: remote, Protocol: "https"}
+	if code == "" {
+		ev.Outcome, ev.Detail = ferry.OutcomeDenied, "too many codes asked for"
+		return s.append(ctx, ev)
+	}
 	if err := s.append(ctx, ev); err != nil {
 		return err
 	}
