@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -192,13 +193,30 @@ func (s *replaySite) newThief(t *testing.T, email string) *thief {
 	return th
 }
 
+// clientFrom returns a client of the public listener whose connections
+// come from the given local address, with a cookie jar.
+func (s *replaySite) clientFrom(t *testing.T, local string) *http.Client {
+	t.Helper()
+	tr := s.Client.Transport.(*http.Transport).Clone()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 10 * time.Second}
+	tr.DialContext = d.DialContext
+	jar, _ := cookiejar.New(nil)
+	t.Cleanup(tr.CloseIdleConnections)
+	return &http.Client{Transport: tr, Jar: jar, Timeout: time.Minute,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
 // session signs in on the web UI and returns a client holding the session
 // cookie.
 func (s *replaySite) session(t *testing.T, th *thief) *http.Client {
 	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Transport: s.Client.Transport, Jar: jar, Timeout: time.Minute,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return s.sessionWith(t, s.clientFrom(t, "127.0.0.1"), th)
+}
+
+// sessionWith signs in on the web UI with the client c, in a new cookie jar.
+func (s *replaySite) sessionWith(t *testing.T, c *http.Client, th *thief) *http.Client {
+	t.Helper()
+	c.Jar, _ = cookiejar.New(nil)
 	req, _ := http.NewRequest(http.MethodPost, s.PublicURL+"/login", strings.NewReader(url.Values{"email": {th.email}, "password": {th.password}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Sec-Fetch-Site", "same-origin")
@@ -528,6 +546,46 @@ func TestGuardReplay(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 		assertAudit(t, s, "guard.webhook", "guard.policy")
+	})
+
+	t.Run("signin-alerts", func(t *testing.T) {
+		// Loopback has more than one /24 and /16: 127.0.0.1 and 127.1.0.1
+		// stand for two distant networks.
+		th := s.newThief(t, "traveller@customer.test")
+		home, away := s.clientFrom(t, "127.0.0.1"), s.clientFrom(t, "127.1.0.1")
+		s.sessionWith(t, home, th)
+		s.sessionWith(t, home, th) // the same range again: nothing
+		s.sessionWith(t, away, th)
+		msg := s.mp.WaitFor(t, "admin@acme.test", "traveller@customer.test signed in from a new address range", 30*time.Second)
+		if !strings.Contains(msg.Text, "127.1.0.0/24") {
+			t.Fatalf("new-range alert:\n%s", msg.Text)
+		}
+		n := 0
+		for _, m := range s.mp.Messages(t) {
+			if strings.Contains(m.Subject, "traveller@customer.test signed in from a new address range") {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("%d new-range alerts, want 1 (the first sign-in and the same /24 again do not alert)", n)
+		}
+		for _, c := range []*http.Client{home, away} {
+			req, _ := http.NewRequest("GET", s.PublicURL+"/api/v1/me", nil)
+			req.Header.Set("Authorization", "Bearer "+th.token)
+			res, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("token use: %s", res.Status)
+			}
+		}
+		msg = s.mp.WaitFor(t, "admin@acme.test", "Token of traveller@customer.test used from two distant networks", 30*time.Second)
+		if !strings.Contains(msg.Text, "127.0.0.1") || !strings.Contains(msg.Text, "127.1.0.1") {
+			t.Fatalf("token-ranges alert:\n%s", msg.Text)
+		}
+		assertAudit(t, s, "alert.newaddr", "alert.tokenranges")
 	})
 
 	t.Run("adminui", func(t *testing.T) {
