@@ -211,8 +211,8 @@ func (s *Service) CreatePackage(ctx context.Context, p *ferry.Principal, d Packa
 	if p == nil || p.UserID == "" || p.OrgID == "" || p.Guest != "" {
 		return nil, ferry.E(op, ferry.Unauthenticated, "sign in to send packages")
 	}
-	if p.Scope != 0 && !p.Scope.Has(ferry.ScopeShare) {
-		return nil, ferry.Errorf(op, ferry.Permission, "this token's scope (%s) does not allow sending packages", p.Scope.String())
+	if err := shareScope(op, p); err != nil {
+		return nil, err
 	}
 	if p.Role == ferry.RoleExternal {
 		return nil, ferry.E(op, ferry.Permission, "external users cannot send packages")
@@ -301,6 +301,15 @@ func (s *Service) CreatePackage(ctx context.Context, p *ferry.Principal, d Packa
 	return pkg, nil
 }
 
+// shareScope refuses an API token whose scope lacks "share": composing,
+// sending and recalling packages need it.
+func shareScope(op string, p *ferry.Principal) error {
+	if p.Scope != 0 && !p.Scope.Has(ferry.ScopeShare) {
+		return ferry.Errorf(op, ferry.Permission, "this token's scope (%s) does not allow sending packages", p.Scope.String())
+	}
+	return nil
+}
+
 func (s *Service) randomHash() []byte {
 	var b [32]byte
 	if _, err := io.ReadFull(s.rand, b[:]); err != nil {
@@ -364,6 +373,9 @@ func (s *Service) ownPackage(ctx context.Context, op string, p *ferry.Principal,
 // with it.
 func (s *Service) SendPackage(ctx context.Context, p *ferry.Principal, id string) (*ferry.Package, error) {
 	const op = "transfer.SendPackage"
+	if err := shareScope(op, p); err != nil {
+		return nil, err
+	}
 	pkg, err := s.ownPackage(ctx, op, p, id)
 	if err != nil {
 		return nil, err
@@ -456,6 +468,9 @@ func (s *Service) notify(ctx context.Context, kind string, to []string, data map
 // files and replies, except files on legal hold.
 func (s *Service) RecallPackage(ctx context.Context, p *ferry.Principal, id string) error {
 	const op = "transfer.RecallPackage"
+	if err := shareScope(op, p); err != nil {
+		return err
+	}
 	pkg, err := s.ownPackage(ctx, op, p, id)
 	if err != nil {
 		return err

@@ -81,6 +81,11 @@ func TestPackageRules(t *testing.T) {
 		if err := e.tr.Move(ctx, alice, folder+"/a.txt", "/stolen.txt"); ferry.KindOf(err) != ferry.NotExist {
 			t.Errorf("the sender moves a package file out: %v", err)
 		}
+		readOnly := *alice
+		readOnly.Scope = ferry.ScopeRead | ferry.ScopeWrite
+		if _, err := e.tr.SendPackage(ctx, &readOnly, pkg.ID); ferry.KindOf(err) != ferry.Permission {
+			t.Errorf("a token without the share scope sends: %v", err)
+		}
 		if _, err := e.tr.SendPackage(ctx, alice, pkg.ID); err != nil {
 			t.Fatal(err)
 		}
