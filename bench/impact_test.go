@@ -317,8 +317,12 @@ func (g *impactGen) fill(ctx context.Context, d *db.DB, n int64) error {
 	}
 	// A kept database (-keep, -dir) already holds the records: replay the
 	// generator to reach the same state without storing anything.
+	replayed := g.n < have
 	for ; g.n < min(n, have); g.n++ {
 		g.event()
+	}
+	if replayed && n > have {
+		return fmt.Errorf("the database in -impact.dir holds %d records: it can be measured again up to that size, not grown (start with an empty directory)", have)
 	}
 	for g.n < n {
 		first := g.n
