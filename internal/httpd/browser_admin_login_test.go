@@ -260,3 +260,32 @@ func TestSignInAgainAtSecondFactor(t *testing.T) {
 		}
 	}
 }
+
+// TestBrowserAdminSSO: in Chromium an organisation administrator signs in to
+// the admin UI through the test OpenID provider's own login form and lands
+// on the dashboard.
+func TestBrowserAdminSSO(t *testing.T) {
+	ctx := newChromium(t)
+	s := ferrytest.Start(t, ferrytest.WithArgs("--outbound-allow", "127.0.0.1/32")) // the OP listens on loopback
+	withPassword(t, s, "acme", "ada@acme.test", "admin", "violet tugboat ledger quarry")
+	adm := adminLocalhostURL(s)
+	op := startOP(t, []opUser{{"ada@acme.test", true}}, map[string]string{"ferry-acme": adm + "/admin/login/sso/callback"})
+	if out, errOut, err := s.Run("secret-ferry-acme\n", "admin", "sso", "set", "--org", "acme", "--issuer", op.Issuer, "--client-id", "ferry-acme",
+		"--client-secret-stdin", "--domains", "acme.test"); err != nil {
+		t.Fatalf("sso set: %v %s %s", err, out, errOut)
+	}
+	run(t, ctx, "single sign-on to the admin UI",
+		chromedp.Navigate(adm+"/admin/login"),
+		chromedp.WaitVisible(chromedp.CSS(`#sso-form`)),
+		chromedp.SendKeys(chromedp.CSS(`#sso-form input[name=email]`), "ada@acme.test"),
+		chromedp.Click(chromedp.CSS(`#sso-form button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS(`input#username`)),
+		chromedp.SendKeys(chromedp.CSS(`input#username`), "ada@acme.test"),
+		chromedp.SendKeys(chromedp.CSS(`input#password`), opPassword),
+		chromedp.Click(chromedp.CSS(`form[action="/login/username"] button[type=submit]`)),
+		adminDashboard,
+	)
+	if got := text(t, ctx, "header"); !strings.Contains(got, "ada@acme.test") {
+		t.Fatalf("signed in as %q", got)
+	}
+}
