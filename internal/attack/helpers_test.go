@@ -75,13 +75,13 @@ const (
 	alicePassword = "wombat battery staple horse 42"
 )
 
-func newWorld(t *testing.T, opts ...ferrytest.Option) *world {
+func newWorld(t testing.TB, opts ...ferrytest.Option) *world {
 	t.Helper()
 	return populate(t, inProcess{ferrytest.Start(t, opts...)})
 }
 
 // populate creates the cast and the files on a running server.
-func populate(t *testing.T, s target) *world {
+func populate(t testing.TB, s target) *world {
 	t.Helper()
 	w := &world{s: s}
 	w.admin = s.User("acme", "admin@acme.test", "admin")
@@ -103,7 +103,7 @@ func populate(t *testing.T, s target) *world {
 }
 
 // auditLog returns the audit records, read with `ferry audit log --json`.
-func auditLog(t *testing.T, s target, args ...string) []ferry.Event {
+func auditLog(t testing.TB, s target, args ...string) []ferry.Event {
 	t.Helper()
 	out, errOut, err := s.Run("", append([]string{"audit", "log", "--json"}, args...)...)
 	if err != nil {

@@ -47,6 +47,14 @@ func sqlmapTargets(csrf string) []sqlTarget {
 			headers: []string{"Content-Type: application/json"}},
 		{covers: []string{"GET /api/v1/me"}, method: "GET", path: "/api/v1/me", headers: []string{"Authorization: Bearer ALICE*"}, anon: true, want: 200},
 		{covers: []string{"GET /login/sso"}, method: "GET", path: "/login/sso?org=acme&email=alice%40acme.test", params: "org,email", anon: true, want: 404},
+		// Guest pages, share links and invitations: the token in the path
+		// is the pre-auth way into the database. Bogus tokens, through the
+		// rotating proxy (guessing is rate-limited per address).
+		{covers: []string{"GET /s/{token}", "GET /s/{token}/browse/{path...}", "GET /s/{token}/download/{path...}", "POST /s/{token}", "POST /s/{token}/upload"},
+			method: "GET", path: "/s/AbCdEfGhIjKlMnOpQrStUv0123456789abcdefgh*", anon: true},
+		{covers: []string{"GET /p/{token}", "GET /p/{token}/files/{file}", "POST /p/{token}/code", "POST /p/{token}/verify", "POST /p/{token}/reply"},
+			method: "GET", path: "/p/AbCdEfGhIjKlMnOpQrStUv0123456789abcdefgh*", anon: true},
+		{covers: []string{"GET /invite/{token}", "POST /invite/{token}"}, method: "GET", path: "/invite/AbCdEfGhIjKlMnOpQrStUv0123456789abcdefgh*", anon: true},
 		{covers: []string{"GET /api/v1/files/{path...}", "HEAD /api/v1/files/{path...}"}, method: "GET", path: "/api/v1/files/finance/2026/report.txt*", want: 200},
 		{covers: []string{"PUT /api/v1/files/{path...}"}, method: "PUT", path: "/api/v1/files/finance/2026/put*.txt", data: "content", want: 201},
 		{covers: []string{"DELETE /api/v1/files/{path...}"}, method: "DELETE", path: "/api/v1/files/finance/2026/absent*.txt", want: 404},
@@ -153,7 +161,7 @@ func rotatingProxy(t *testing.T, target string) string {
 
 var (
 	sqlmapInjectable = regexp.MustCompile(`(?i)identified the following injection point|is vulnerable|appears to be '.*' injectable`)
-	sqlmapTested     = regexp.MustCompile(`testing for SQL injection on (\S+ )?parameter`)
+	sqlmapTested     = regexp.MustCompile(`testing for SQL injection on [^\n]*parameter`)
 	sqlmapTechnique  = regexp.MustCompile(`\[INFO\] testing '`)
 )
 
