@@ -529,6 +529,9 @@ func TestRclone(t *testing.T) {
 	}
 	rc("mkdir", ":sftp:/tree")
 	rc("sync", src, ":sftp:/tree")
+	// Syncing 1,000 files back at once is the bulk read the exfiltration
+	// guard stops by default (docs/GUARD.md); this organisation allows it.
+	s.Admin("guard", "policy", "--org", "acme", "--max-files", "5000", "--addr-max-files", "5000")
 	back := filepath.Join(s.dir, "back")
 	rc("sync", ":sftp:/tree", back)
 	out := rc("check", "--download", src, ":sftp:/tree")
