@@ -84,17 +84,21 @@ func (d *DB) Mail(ctx context.Context, id string) (*OutboxMail, error) {
 }
 
 // The claim is one statement: rows that are queued, due and not leased get
-// owner's lease until `until`. The outer WHERE repeats the conditions, so a
-// row another node leased in the meantime is not taken (on PostgreSQL the
-// inner SELECT also skips rows another claim has locked).
+// owner's lease until `until`; the outer conditions repeat the inner ones,
+// so a row another node leased in the meantime is not taken. On PostgreSQL
+// the candidates are picked once, in a materialized CTE, FOR UPDATE SKIP
+// LOCKED (a plain "id IN (SELECT … LIMIT n FOR UPDATE SKIP LOCKED)" may run
+// the subquery again for each row and so take every row, not n).
 const (
 	claimMailSQLite = `UPDATE mail_outbox SET lease_owner = $1, lease_until = $2
 		WHERE id IN (SELECT id FROM mail_outbox WHERE status = 'queued' AND next_attempt <= $3 AND lease_until <= $3 ORDER BY next_attempt LIMIT $4)
 		AND status = 'queued' AND lease_until <= $3
 		RETURNING ` + outboxCols
-	claimMailPostgres = `UPDATE mail_outbox SET lease_owner = $1, lease_until = $2
-		WHERE id IN (SELECT id FROM mail_outbox WHERE status = 'queued' AND next_attempt <= $3 AND lease_until <= $3 ORDER BY next_attempt LIMIT $4 FOR UPDATE SKIP LOCKED)
-		AND status = 'queued' AND lease_until <= $3
+	claimMailPostgres = `WITH picked AS MATERIALIZED (
+			SELECT id AS pick FROM mail_outbox WHERE status = 'queued' AND next_attempt <= $3 AND lease_until <= $3
+			ORDER BY next_attempt LIMIT $4 FOR UPDATE SKIP LOCKED)
+		UPDATE mail_outbox SET lease_owner = $1, lease_until = $2
+		FROM picked WHERE id = picked.pick AND status = 'queued' AND lease_until <= $3
 		RETURNING ` + outboxCols
 )
 

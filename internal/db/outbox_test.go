@@ -92,6 +92,39 @@ func TestOutbox(t *testing.T) {
 	})
 }
 
+// TestOutboxClaimLimit: a claim takes at most the number of rows asked
+// for, oldest first, and the next claim the next ones.
+func TestOutboxClaimLimit(t *testing.T) {
+	dbtest.Each(t, func(t *testing.T, d *db.DB) {
+		ctx := context.Background()
+		now := time.Now().UTC().Truncate(time.Microsecond)
+		var ids []string
+		for i := 0; i < 5; i++ {
+			id := ferry.NewID(nil)
+			ids = append(ids, id)
+			if err := d.EnqueueMail(ctx, &db.OutboxMail{ID: id, Kind: "test", Recipients: []string{"a@example.test"},
+				Subject: "s", Text: "t", MessageID: "m", Created: now.Add(time.Duration(i) * time.Second)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		at := now.Add(time.Minute)
+		for i, want := range [][]string{{ids[0]}, {ids[1], ids[2]}, {ids[3], ids[4]}, nil} {
+			got, err := d.ClaimMail(ctx, "o", at, at.Add(time.Hour), []int{1, 2, 2, 1}[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("claim %d: %d rows, want %d", i, len(got), len(want))
+			}
+			for _, m := range got {
+				if m.ID != want[0] && m.ID != want[len(want)-1] {
+					t.Fatalf("claim %d took %s, want %v", i, m.ID, want)
+				}
+			}
+		}
+	})
+}
+
 // TestOutboxClaimRace: many claimers at once on many due rows; every row is
 // claimed exactly once.
 func TestOutboxClaimRace(t *testing.T) {

@@ -159,15 +159,22 @@ func (o *Outbox) Run(ctx context.Context) {
 		}
 		wait := time.Minute
 		if o.smtp != nil {
-			if n, err := o.deliverDue(ctx); err != nil && ctx.Err() == nil {
+			more, down, err := o.deliverDue(ctx)
+			switch {
+			case err != nil && ctx.Err() == nil:
 				o.log.Error("mail: delivery", "err", err)
 				wait = 10 * time.Second
-			} else if n > 0 {
-				continue // there may be more
-			}
-			if next, err := o.db.NextMailDue(ctx); err == nil && !next.IsZero() {
-				if d := next.Sub(o.now()); d < wait {
-					wait = max(d, 100*time.Millisecond)
+			case down:
+				// The server is unreachable: the other due rows wait
+				// rather than each trying it now (Enqueue still wakes).
+				wait = o.backoffMin
+			case more:
+				continue
+			default:
+				if next, err := o.db.NextMailDue(ctx); err == nil && !next.IsZero() {
+					if d := next.Sub(o.now()); d < wait {
+						wait = max(d, 100*time.Millisecond)
+					}
 				}
 			}
 		}
@@ -183,24 +190,30 @@ func (o *Outbox) Run(ctx context.Context) {
 	}
 }
 
-// deliverDue claims a batch of due rows and delivers each; it returns how
-// many it claimed.
-func (o *Outbox) deliverDue(ctx context.Context) (int, error) {
-	rows, err := o.db.ClaimMail(ctx, o.owner, o.now(), o.now().Add(o.lease), 10)
-	if err != nil {
-		return 0, err
-	}
-	for _, m := range rows {
-		if err := o.deliver(ctx, m); err != nil {
-			return len(rows), err
+// deliverDue delivers due rows one claim at a time (so no claimed row
+// waits behind others while its lease runs), at most 50 in a round. It
+// reports whether more may be due, and whether the round stopped because
+// the server could not be reached.
+func (o *Outbox) deliverDue(ctx context.Context) (more, down bool, err error) {
+	for n := 0; n < 50; n++ {
+		if ctx.Err() != nil {
+			return false, false, nil
+		}
+		rows, err := o.db.ClaimMail(ctx, o.owner, o.now(), o.now().Add(o.lease), 1)
+		if err != nil || len(rows) == 0 {
+			return false, false, err
+		}
+		connected, err := o.deliver(ctx, rows[0])
+		if err != nil || !connected {
+			return false, !connected, err
 		}
 	}
-	return len(rows), nil
+	return true, false, nil
 }
 
 // deliver sends one claimed row to each pending recipient, then finishes it
-// or schedules a retry.
-func (o *Outbox) deliver(ctx context.Context, m *db.OutboxMail) error {
+// or schedules a retry. It reports whether the server could be reached.
+func (o *Outbox) deliver(ctx context.Context, m *db.OutboxMail) (connected bool, err error) {
 	pending, failed := m.Pending, m.Failed
 	var tempErr error
 	c, err := o.smtp.client()
@@ -209,6 +222,7 @@ func (o *Outbox) deliver(ctx context.Context, m *db.OutboxMail) error {
 		err = c.DialWithContext(dctx)
 		cancel()
 	}
+	connected = err == nil
 	if err != nil {
 		tempErr = fmt.Errorf("connect to %s: %w", o.smtp, err)
 	} else {
@@ -238,11 +252,11 @@ func (o *Outbox) deliver(ctx context.Context, m *db.OutboxMail) error {
 			rest := append(append([]string(nil), still...), pending[i+1:]...)
 			if ok, err := o.db.MailProgress(ctx, m.ID, o.owner, rest, failed, o.now().Add(o.lease)); err != nil {
 				c.Close()
-				return err
+				return true, err
 			} else if !ok {
 				c.Close()
 				o.log.Warn("mail: lost the lease on a row; another node continues it", "id", m.ID)
-				return nil
+				return true, nil
 			}
 			if tempErr != nil && !isRcptError(tempErr) {
 				// The connection is probably unusable: keep the rest
@@ -254,27 +268,28 @@ func (o *Outbox) deliver(ctx context.Context, m *db.OutboxMail) error {
 		c.Close()
 		pending = still
 	}
-	now := o.now()
+	// The outcome is recorded even when ctx ends meanwhile (shutdown).
+	now, bg := o.now(), context.WithoutCancel(ctx)
 	switch {
 	case len(pending) == 0 && len(failed) < len(m.Recipients):
 		o.result(m.Kind, "sent")
-		return o.db.FinishMail(ctx, m.ID, o.owner, db.MailSent, "", now)
+		return connected, o.db.FinishMail(bg, m.ID, o.owner, db.MailSent, "", now)
 	case len(pending) == 0:
 		o.result(m.Kind, "failed")
 		o.log.Error("mail failed: every recipient refused", "id", m.ID, "kind", m.Kind)
-		return o.db.FinishMail(ctx, m.ID, o.owner, db.MailFailed, "every recipient refused", now)
+		return connected, o.db.FinishMail(bg, m.ID, o.owner, db.MailFailed, "every recipient refused", now)
 	case ctx.Err() != nil:
 		// Shutting down: not the server's fault, not an attempt.
-		return o.db.ReleaseMail(context.WithoutCancel(ctx), m.ID, o.owner)
+		return connected, o.db.ReleaseMail(bg, m.ID, o.owner)
 	case now.Sub(m.Created) >= o.giveUp:
 		o.result(m.Kind, "failed")
 		o.log.Error("mail failed: giving up", "id", m.ID, "kind", m.Kind, "attempts", m.Attempts+1, "err", tempErr)
-		return o.db.FinishMail(ctx, m.ID, o.owner, db.MailFailed, oneLine(fmt.Sprint(tempErr)), now)
+		return connected, o.db.FinishMail(bg, m.ID, o.owner, db.MailFailed, oneLine(fmt.Sprint(tempErr)), now)
 	default:
 		next := now.Add(o.backoff(m.Attempts))
 		o.result(m.Kind, "retry")
 		o.log.Warn("mail delivery failed; will retry", "id", m.ID, "kind", m.Kind, "attempt", m.Attempts+1, "next", next, "err", tempErr)
-		return o.db.RetryMail(context.WithoutCancel(ctx), m.ID, o.owner, oneLine(fmt.Sprint(tempErr)), next)
+		return connected, o.db.RetryMail(bg, m.ID, o.owner, oneLine(fmt.Sprint(tempErr)), next)
 	}
 }
 
