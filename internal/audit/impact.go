@@ -122,10 +122,13 @@ type PartyImpact struct {
 	Actors   []string      `json:"actors"`
 	Remotes  []string      `json:"remotes"`
 
-	files   map[string]*FileImpact
+	files   map[fileKey]*FileImpact
 	actors  map[string]bool
 	remotes map[string]bool
 }
+
+// fileKey names one file version: its id and content hash.
+type fileKey struct{ id, sha256 string }
 
 // FileImpact is what was read of one file version.
 type FileImpact struct {
@@ -358,10 +361,10 @@ func (rep *ImpactReport) add(parties map[string]*PartyImpact, ev *ferry.Event) {
 	p := parties[ev.PartyID]
 	if p == nil {
 		p = &PartyImpact{PartyID: ev.PartyID, Party: ev.Party, OrgID: ev.OrgID, Org: ev.Org,
-			files: map[string]*FileImpact{}, actors: map[string]bool{}, remotes: map[string]bool{}}
+			files: map[fileKey]*FileImpact{}, actors: map[string]bool{}, remotes: map[string]bool{}}
 		parties[ev.PartyID] = p
 	}
-	key := ev.Object + "/" + ev.SHA256
+	key := fileKey{ev.Object, ev.SHA256}
 	fi := p.files[key]
 	if fi == nil {
 		fi = &FileImpact{Path: ev.Path, FileID: ev.Object, SHA256: ev.SHA256, First: ev.Time, actors: map[string]bool{}}
