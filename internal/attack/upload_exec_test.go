@@ -3,6 +3,7 @@ package attack_test
 import (
 	"archive/zip"
 	"bytes"
+	"encoding/json"
 	"io/fs"
 	"mime"
 	"net/http"
@@ -165,6 +166,25 @@ func TestUploadToExecute(t *testing.T) {
 			n += 2
 		}
 	}
+	// Through a share link of the folder, as an anonymous visitor.
+	res0 := s.Do("POST", "/api/v1/shares", w.alice, strings.NewReader(`{"path":"/finance/2026"}`), "Content-Type", "application/json")
+	sb := ferrytest.Body(t, res0)
+	var share struct{ URL, Token string }
+	if res0.StatusCode != 201 || json.Unmarshal([]byte(sb), &share) != nil || share.Token == "" {
+		t.Fatalf("share the folder: %d %s", res0.StatusCode, sb)
+	}
+	anon := &http.Client{Transport: s.HTTP().Transport}
+	for name, body := range payloads {
+		for _, q := range []string{"", "?inline=1"} {
+			res, got := do(t, anon, "GET", s.URL()+"/s/"+share.Token+"/download/"+url.PathEscape(name)+q, "", "", "Accept", "text/html")
+			if res.StatusCode != 200 || got != body {
+				t.Errorf("share link download %s%s: %d", name, q, res.StatusCode)
+			}
+			checkSafe(t, "share link download "+name+q, res)
+			n++
+		}
+	}
+
 	// The folder as a zip: an attachment; entries keep safe names.
 	res, z := do(t, web, "GET", s.URL()+"/zip/finance/2026", "", "", "Accept", "text/html")
 	if res.StatusCode != 200 {
