@@ -387,6 +387,11 @@ func TestGuardReplay(t *testing.T) {
 			t.Fatalf("%d files / %d bytes left, want fewer than 1 %%", files, bytes)
 		}
 		s.mp.WaitFor(t, "admin@acme.test", "sftp-partner@customer.test was frozen", 30*time.Second)
+		// The SSH connection stays up, but a frozen account does nothing
+		// through it: not even a listing.
+		if _, err := c.ReadDir(s.folder[0]); err == nil || !strings.Contains(err.Error(), "permission denied") {
+			t.Fatalf("listing while frozen: %v", err)
+		}
 		ferrytest.Expect(t, s.Do("GET", "/api/v1/me", th.token, nil), http.StatusForbidden)
 		s.Admin("unfreeze", "--org", "acme", th.email)
 		if _, err := c.Stat(walked[0]); err != nil {

@@ -14,6 +14,20 @@ import (
 // Guard returns the service's guard (nil when it has none).
 func (s *Service) Guard() *guard.Guard { return s.guard }
 
+// guardFrozen refuses every operation of a frozen principal (listing,
+// writing, deleting as well as reading: a suspended account does nothing,
+// whichever protocol it is still connected by), audited as denied.
+func (s *Service) guardFrozen(ctx context.Context, op string, p *ferry.Principal, ev *ferry.Event) error {
+	if !s.guard.Frozen(guard.Subject(p)) {
+		return nil
+	}
+	ev.Outcome, ev.Detail = ferry.OutcomeDenied, "frozen by the guard"
+	if err := s.append(ctx, ev); err != nil {
+		return err
+	}
+	return ferry.E(op, ferry.Permission, ferry.Message(guard.ErrFrozen))
+}
+
 // guardRead asks the guard whether p may read ev.Bytes of f. A refusal (the
 // principal is frozen, or this read froze it) is audited as the read
 // denied and returned as a ferry.Permission error.

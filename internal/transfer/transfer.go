@@ -104,6 +104,9 @@ type grantSet struct {
 }
 
 func (s *Service) grantsOf(ctx context.Context, p *ferry.Principal) (grantSet, error) {
+	if s.guard.Frozen(guard.Subject(p)) { // a frozen principal may do nothing (guard.go)
+		return grantSet{}, ferry.E("transfer", ferry.Permission, ferry.Message(guard.ErrFrozen))
+	}
 	if p.ShareID != "" { // a share-link visitor: the share record decides (shares.go)
 		return s.shareGrants(ctx, p)
 	}
@@ -175,6 +178,9 @@ func isAncestorOrSelf(anc, p string) bool {
 // error when the path is invisible to them (no existence oracle), or a
 // Permission error, both audited as denied.
 func (s *Service) check(ctx context.Context, op string, p *ferry.Principal, ev *ferry.Event, path string, want ferry.Perm) error {
+	if err := s.guardFrozen(ctx, op, p, ev); err != nil { // guard.go
+		return err
+	}
 	if isPackagePath(path) {
 		return s.checkPackage(ctx, op, p, ev, path, want)
 	}
