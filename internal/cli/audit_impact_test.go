@@ -153,6 +153,18 @@ func (s *impactSite) webGet(email string, paths ...string) {
 		t.Fatalf("web sign-in of %s: %d", email, res.StatusCode)
 	}
 	for _, p := range paths {
+		if folder, ok := strings.CutPrefix(p, "zip:"); ok { // the folder as a zip
+			res, err := c.Get(s.PublicURL + "/zip" + folder)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK || res.Header.Get("Content-Type") != "application/zip" {
+				t.Fatalf("zip download %s: %d, %d bytes", folder, res.StatusCode, len(b))
+			}
+			continue
+		}
 		res, err := c.Get(s.PublicURL + "/download" + p)
 		if err != nil {
 			t.Fatal(err)
@@ -513,7 +525,8 @@ func TestAuditImpactNotify(t *testing.T) {
 }
 
 // TestAuditImpactPostgres runs the report on a server in cluster mode
-// (PostgreSQL), with --db.
+// (PostgreSQL), with --db; a zip download of a folder counts as a read of
+// each of its files.
 func TestAuditImpactPostgres(t *testing.T) {
 	s := startImpactSite(t, ferrytest.WithPostgres())
 	start := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
@@ -522,9 +535,9 @@ func TestAuditImpactPostgres(t *testing.T) {
 	s.restGet(tok, "/globex/a.csv")
 	s.restGet(tok, "/internal/e.txt")
 	s.sftpGet("bob@acme.test", "/initech/c.csv")
-	s.webGet("carol@acme.test", "/globex/b.csv")
+	s.webGet("carol@acme.test", "/globex/b.csv", "zip:/globex")
 	creads := s.logEvents("--action", "file.read", "--actor", "carol@acme.test")
-	if len(creads) != 1 || creads[0].Session == "" {
+	if len(creads) != 3 || creads[0].Session == "" {
 		t.Fatalf("carol's read: %+v", creads)
 	}
 	for _, tc := range []struct {
@@ -534,8 +547,9 @@ func TestAuditImpactPostgres(t *testing.T) {
 	}{
 		{"actor", []string{"--actor", "alice@acme.test"}, want{"Globex": {"/globex/a.csv": 1}, "": {"/internal/e.txt": 1}}},
 		{"token", []string{"--token", tok}, want{"Globex": {"/globex/a.csv": 1}, "": {"/internal/e.txt": 1}}},
-		{"session", []string{"--session", creads[0].Session}, want{"Globex": {"/globex/b.csv": 1}}},
-		{"/24", []string{"--ip", "127.0.0.0/24"}, want{"Globex": {"/globex/a.csv": 1, "/globex/b.csv": 1}, "Initech": {"/initech/c.csv": 1}, "": {"/internal/e.txt": 1}}},
+		// The zip of /globex read both of its files.
+		{"session", []string{"--session", creads[0].Session}, want{"Globex": {"/globex/a.csv": 1, "/globex/b.csv": 2}}},
+		{"/24", []string{"--ip", "127.0.0.0/24"}, want{"Globex": {"/globex/a.csv": 2, "/globex/b.csv": 2}, "Initech": {"/initech/c.csv": 1}, "": {"/internal/e.txt": 1}}},
 		{"v6", []string{"--ip", "::1/128"}, want{}},
 	} {
 		rep, _ := s.impact(append([]string{"--from", start, "--to", end}, tc.args...)...)
