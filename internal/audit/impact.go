@@ -224,7 +224,7 @@ func Impact(ctx context.Context, d *db.DB, v note.Verifier, scope ImpactScope, o
 		switch {
 		case err == nil:
 			rep.Verify = &ImpactVerify{OK: true, Records: vr.Records}
-			if err := verifyReadColumns(ctx, d); err != nil {
+			if err := VerifyReadColumns(ctx, d); err != nil {
 				if ferry.KindOf(err) != ferry.Integrity {
 					return nil, ferry.E(op, err)
 				}
@@ -452,22 +452,24 @@ func sortedSet(m map[string]bool) []string {
 	return out
 }
 
-// verifyReadColumns checks that the token, session and address columns of
+// VerifyReadColumns checks that the token, session and address columns of
 // every read record (migration 0012) agree with the record's JSON, which
 // Verify has checked against the tree: the report's filters run on those
 // columns. Records not yet backfilled (NULL address) are skipped; the report
-// backfills them from the JSON first.
-func verifyReadColumns(ctx context.Context, d *db.DB) error {
+// backfills them from the JSON first. Impact runs it with a full
+// verification; a failure is a ferry.Integrity error wrapping a
+// *VerifyError.
+func VerifyReadColumns(ctx context.Context, d *db.DB) error {
 	return d.AuditReadColumns(ctx, func(seq int64, token, session string, ip, data []byte) error {
 		if ip == nil {
 			return nil
 		}
 		var ev struct{ Token, Session, Remote string }
 		if err := json.Unmarshal(data, &ev); err != nil {
-			return ferry.E("audit.verifyReadColumns", ferry.Integrity, &VerifyError{Seq: seq, End: seq, Reason: "not a valid event"})
+			return ferry.E("audit.VerifyReadColumns", ferry.Integrity, &VerifyError{Seq: seq, End: seq, Reason: "not a valid event"})
 		}
 		if ev.Token != token || ev.Session != session || !bytes.Equal(db.RemoteKey(ev.Remote), ip) {
-			return ferry.E("audit.verifyReadColumns", ferry.Integrity, &VerifyError{Seq: seq, End: seq,
+			return ferry.E("audit.VerifyReadColumns", ferry.Integrity, &VerifyError{Seq: seq, End: seq,
 				Reason: "its token, session or address column does not match the record"})
 		}
 		return nil
