@@ -147,26 +147,6 @@ func (s *Service) Unfreeze(ctx context.Context, p *ferry.Principal, orgName, who
 	return s.done(ctx, ev, err)
 }
 
-// FreezePrincipal freezes a user by hand (audited as "guard.freeze", and
-// alerted like any freeze).
-func (s *Service) FreezePrincipal(ctx context.Context, p *ferry.Principal, orgName, email string) error {
-	const op = "admin.FreezePrincipal"
-	g, o, ev, err := s.guardOrg(ctx, op, "guard.freeze", p, orgName)
-	if err != nil {
-		return err
-	}
-	ev.Detail = email
-	err = func() error {
-		u, err := s.db.UserByEmail(ctx, strings.ToLower(strings.TrimSpace(email)))
-		if err != nil || u.OrgID != o.ID {
-			return ferry.Errorf(op, ferry.NotExist, "no user %q in %s", email, o.Name)
-		}
-		ev.Object = guard.UserSubject(u.ID)
-		return g.Freeze(ctx, &ferry.Principal{UserID: u.ID, Email: u.Email, OrgID: u.OrgID, Role: u.Role}, "admin", "frozen by "+p.Name(), nil)
-	}()
-	return s.done(ctx, ev, err)
-}
-
 // fileAt resolves a file path in an organisation.
 func (s *Service) fileAt(ctx context.Context, op string, o *ferry.Org, path string) (*ferry.File, error) {
 	clean, err := ferry.CleanPath(path)
