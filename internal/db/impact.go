@@ -290,22 +290,7 @@ const (
 
 // ImpactDraft is a notification to one party drafted from an impact report,
 // for an administrator to review, edit and send.
-type ImpactDraft struct {
-	ID         string
-	Report     string // id shared by the drafts of one report
-	OrgID      string
-	PartyID    string
-	Party      string
-	Recipients []string
-	Subject    string
-	Body       string
-	State      string // DraftOpen or DraftSent
-	Checkpoint int64  // size of the audit checkpoint the report cites
-	Created    time.Time
-	CreatedBy  string
-	Sent       time.Time
-	SentBy     string
-}
+type ImpactDraft = ferry.ImpactDraft
 
 const draftCols = `id, report, org_id, party_id, party, recipients, subject, body, state, checkpoint, created, created_by, sent, sent_by`
 

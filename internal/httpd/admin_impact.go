@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"ferry.dev/ferry/internal/audit"
-	"ferry.dev/ferry/internal/db"
 	"ferry.dev/ferry/internal/ferry"
 )
 
@@ -180,7 +179,7 @@ func (h *adminPlane) impactDraftCreate(w http.ResponseWriter, r *http.Request, a
 	pd := &impactPageData{Form: r.PostForm, Query: scopeQuery(r.PostForm), AllOrgs: ar.p.ServerAdmin || ar.p.Operator}
 	d.Data = pd
 	sc, err := h.parseImpactScope(r, ar.p, r.PostForm)
-	var drafts []*db.ImpactDraft
+	var drafts []*ferry.ImpactDraft
 	if err == nil {
 		_, drafts, err = h.admin.DraftImpactNotices(r.Context(), ar.p, sc, false)
 	}
@@ -203,7 +202,7 @@ func (h *adminPlane) impactDraftCreate(w http.ResponseWriter, r *http.Request, a
 // impactDraftsData is the review page's data.
 type impactDraftsData struct {
 	Report string
-	Drafts []*db.ImpactDraft
+	Drafts []*ferry.ImpactDraft
 }
 
 func (h *adminPlane) impactDraftsPage(w http.ResponseWriter, r *http.Request, ar *adminReq) error {
@@ -294,7 +293,7 @@ type draftJSON struct {
 	SentBy     string    `json:"sent_by,omitempty"`
 }
 
-func draftsJSON(ds []*db.ImpactDraft) []draftJSON {
+func draftsJSON(ds []*ferry.ImpactDraft) []draftJSON {
 	out := make([]draftJSON, 0, len(ds))
 	for _, x := range ds {
 		to := x.Recipients

@@ -292,10 +292,10 @@ func (h *adminPlane) adminWebRoutes() []route {
 		{"GET /admin/audit/export", h.page(signedIn, h.auditExport)},
 	}
 	// Further pages, each topic with its own table in its own file.
-	routes = append(routes, h.adminLoginRoutes()...)  // admin_login_extra.go
+	routes = append(routes, h.adminUsersRoutes()...) // admin_users.go
+	routes = append(routes, h.adminLoginRoutes()...) // admin_login_extra.go
 	// Invitations by email (admin_invite.go).
 	routes = append(routes, h.adminInviteRoutes()...)
-	routes = append(routes, h.adminUsersRoutes()...)  // admin_users.go
 	routes = append(routes, h.adminGuardRoutes()...)  // admin_guard.go
 	routes = append(routes, h.adminImpactRoutes()...) // admin_impact.go
 	routes = append(routes, h.adminShareRoutes()...)  // admin_shares.go

@@ -271,11 +271,11 @@ func (h *public) browserRoutes() []route {
 	routes = append(routes, h.fileRoutes()...)
 	// Inbox, outbox, compose and package pages (web_packages.go).
 	routes = append(routes, h.packagePageRoutes()...)
+	// The user's share links and folder watches (web_shares.go).
+	routes = append(routes, h.shareWebRoutes()...)
 	routes = append(routes, h.moveRoutes()...) // the folder chooser of "move" (web_move.go)
 	// Email invitations' links (web_invite.go).
 	routes = append(routes, h.inviteRoutes()...)
-	// The user's share links and folder watches (web_shares.go).
-	routes = append(routes, h.shareWebRoutes()...)
 	return routes
 }
 
