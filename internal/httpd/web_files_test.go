@@ -166,9 +166,9 @@ func TestWebBrowse(t *testing.T) {
 			t.Errorf("signed out GET %s: %d %q", p, res.StatusCode, res.Header.Get("Location"))
 		}
 	}
-	for _, p := range []string{"/inbox", "/outbox"} {
-		if res, page := b.get(p); res.StatusCode != http.StatusOK || !strings.Contains(page, "Packages arrive with the packages feature") {
-			t.Errorf("GET %s: %d", p, res.StatusCode)
+	for p, heading := range map[string]string{"/inbox": "<h1>Inbox</h1>", "/outbox": "<h1>Outbox</h1>"} {
+		if res, page := b.get(p); res.StatusCode != http.StatusOK || !strings.Contains(page, heading) {
+			t.Errorf("GET %s: %d, want 200 with %s", p, res.StatusCode, heading)
 		}
 	}
 }
