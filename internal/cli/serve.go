@@ -310,6 +310,11 @@ func sweep(ctx context.Context, tr *transfer.Service, every time.Duration, logge
 		if _, err := tr.NotifyExpiring(ctx); err != nil && ctx.Err() == nil {
 			logger.Error("package expiry notices", "err", err)
 		}
+		// Watch mails held back for batching are also sent from here, so
+		// a restart does not lose the ones its in-process timer owed.
+		if err := tr.FlushWatches(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("folder watch notices", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return

@@ -83,9 +83,14 @@ func parseAllowedIPs(in []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// shareURL is the link to give a visitor.
-func shareURL(r *http.Request, token string) string {
-	return "https://" + r.Host + "/s/" + url.PathEscape(token)
+// shareURL is the link to give a visitor: on the configured public URL, so
+// that a forged Host header cannot make Ferry hand out a link to elsewhere.
+func (h *public) shareURL(r *http.Request, token string) string {
+	u := h.tr.Link("/s/" + url.PathEscape(token))
+	if strings.HasPrefix(u, "/") { // no public URL known (a bare handler in a test)
+		u = "https://" + r.Host + u
+	}
+	return u
 }
 
 func (h *public) createShare(w http.ResponseWriter, r *http.Request) error {
@@ -121,7 +126,7 @@ func (h *public) createShare(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	j := toShareJSON(sh)
-	j.Token, j.URL = tok, shareURL(r, tok)
+	j.Token, j.URL = tok, h.shareURL(r, tok)
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, j)
 	return nil

@@ -98,7 +98,7 @@ func (h *public) createShareForm(w http.ResponseWriter, r *http.Request, wr *web
 		return err
 	}
 	j := toShareJSON(sh)
-	j.URL = shareURL(r, tok)
+	j.URL = h.shareURL(r, tok)
 	w.Header().Set("Cache-Control", "no-store")
 	d := wr.data("Share links")
 	d.Flash = "Link created. Copy it now: it is shown only once."

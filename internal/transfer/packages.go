@@ -452,6 +452,10 @@ func (s *Service) link(path string) string {
 	return s.mail.Link(path)
 }
 
+// Link returns the absolute URL of path on the public listener as configured
+// (--public-url), or path itself when the service has no outbox.
+func (s *Service) Link(path string) string { return s.link(path) }
+
 // notify enqueues a notification; a failure is logged, never fatal to the
 // action that caused it (the outbox itself retries delivery).
 func (s *Service) notify(ctx context.Context, kind string, to []string, data map[string]any) {
