@@ -93,14 +93,14 @@ func (s *Service) CreateUpload(ctx context.Context, p *ferry.Principal, path str
 		ID: blob.NewID(), OrgID: p.OrgID, Owner: ownerOf(p), Path: path, Size: size, ExpectSHA256: expectSHA256,
 		FileID: ferry.NewID(s.rand), Protocol: p.Protocol, Created: now, Updated: now, Expires: now.Add(s.uploadTTL),
 	}
-	if u.HashState, err = marshalHash(sha256.New()); err != nil {
-		return nil, s.fail(ctx, ev, err)
-	}
 	dek, err := keys.NewDataKey(s.rand)
 	if err != nil {
 		return nil, s.fail(ctx, ev, ferry.E(op, ferry.Internal, err))
 	}
 	defer clear(dek)
+	if u.HashState, err = sealHash(dek, u.ID, sha256.New()); err != nil {
+		return nil, s.fail(ctx, ev, err)
+	}
 	if u.WrappedKey, u.KEKID, err = s.keks.Wrap(ctx, p.OrgID, dek, []byte(u.FileID)); err != nil {
 		return nil, s.fail(ctx, ev, err)
 	}
@@ -223,7 +223,7 @@ func (s *Service) WriteUpload(ctx context.Context, p *ferry.Principal, id string
 		return u, 0, s.fail(ctx, ev, err)
 	}
 	defer clear(pk)
-	h, err := unmarshalHash(u.HashState)
+	h, err := openHash(dek, u.ID, u.HashState)
 	if err != nil {
 		return u, 0, s.fail(ctx, ev, err)
 	}
@@ -277,7 +277,7 @@ func (s *Service) WriteUpload(ctx context.Context, p *ferry.Principal, id string
 		return u, 0, s.fail(ctx, ev, err)
 	}
 	part.Size = n
-	state, err := marshalHash(h)
+	state, err := sealHash(dek, u.ID, h)
 	if err != nil {
 		s.deleteBlob(wctx, part.BlobID)
 		return u, 0, s.fail(ctx, ev, err)
@@ -338,7 +338,12 @@ func (s *Service) CompleteUpload(ctx context.Context, p *ferry.Principal, id str
 		return nil, s.fail(ctx, ev, err)
 	}
 	ev.Org = org.Name
-	h, err := unmarshalHash(u.HashState)
+	dek, err := s.keks.Unwrap(ctx, u.OrgID, u.KEKID, u.WrappedKey, []byte(u.FileID))
+	if err != nil {
+		return nil, s.fail(ctx, ev, err)
+	}
+	defer clear(dek)
+	h, err := openHash(dek, u.ID, u.HashState)
 	if err != nil {
 		return nil, s.fail(ctx, ev, err)
 	}
@@ -356,14 +361,8 @@ func (s *Service) CompleteUpload(ctx context.Context, p *ferry.Principal, id str
 	}
 	if u.Parts == 0 {
 		// An empty file: one empty stream, like Put writes.
-		dek, err := s.keks.Unwrap(ctx, u.OrgID, u.KEKID, u.WrappedKey, []byte(u.FileID))
-		if err != nil {
-			return nil, s.fail(ctx, ev, err)
-		}
 		f.BlobID = blob.NewID()
-		_, _, err = s.writeBlob(ctx, f.BlobID, dek, bytes.NewReader(nil))
-		clear(dek)
-		if err != nil {
+		if _, _, err := s.writeBlob(ctx, f.BlobID, dek, bytes.NewReader(nil)); err != nil {
 			return nil, s.fail(ctx, ev, err)
 		}
 	} else {
@@ -463,26 +462,42 @@ func checkParts(parts []db.Part, size int64) error {
 	return nil
 }
 
-func marshalHash(h hash.Hash) ([]byte, error) {
+// sealHash saves a SHA-256 state for the database, sealed under the upload's
+// data key (keys.SealState): the state holds the last incomplete block of
+// the content in clear, and plaintext never enters the database.
+func sealHash(dek []byte, uploadID string, h hash.Hash) ([]byte, error) {
 	m, ok := h.(encoding.BinaryMarshaler)
 	if !ok {
-		return nil, ferry.E("transfer.marshalHash", ferry.Internal, "SHA-256 state cannot be saved")
+		return nil, ferry.E("transfer.sealHash", ferry.Internal, "SHA-256 state cannot be saved")
 	}
 	b, err := m.MarshalBinary()
 	if err != nil {
-		return nil, ferry.E("transfer.marshalHash", ferry.Internal, err)
+		return nil, ferry.E("transfer.sealHash", ferry.Internal, err)
 	}
-	return b, nil
+	defer clear(b)
+	return keys.SealState(dek, []byte(uploadID), b)
 }
 
-func unmarshalHash(state []byte) (hash.Hash, error) {
+// openHash restores a state saved by sealHash. A state saved unsealed by an
+// earlier version (it starts with the "sha" magic of crypto/sha256) is
+// accepted so that uploads in flight across an upgrade can finish.
+func openHash(dek []byte, uploadID string, state []byte) (hash.Hash, error) {
+	const op = "transfer.openHash"
+	plain := state
+	if !bytes.HasPrefix(state, []byte("sha\x03")) {
+		var err error
+		if plain, err = keys.OpenState(dek, []byte(uploadID), state); err != nil {
+			return nil, ferry.E(op, ferry.Integrity, "stored SHA-256 state is corrupt", err)
+		}
+		defer clear(plain)
+	}
 	h := sha256.New()
 	u, ok := h.(encoding.BinaryUnmarshaler)
 	if !ok {
-		return nil, ferry.E("transfer.unmarshalHash", ferry.Internal, "SHA-256 state cannot be restored")
+		return nil, ferry.E(op, ferry.Internal, "SHA-256 state cannot be restored")
 	}
-	if err := u.UnmarshalBinary(state); err != nil {
-		return nil, ferry.E("transfer.unmarshalHash", ferry.Integrity, "stored SHA-256 state is corrupt", err)
+	if err := u.UnmarshalBinary(plain); err != nil {
+		return nil, ferry.E(op, ferry.Integrity, "stored SHA-256 state is corrupt", err)
 	}
 	return h, nil
 }
