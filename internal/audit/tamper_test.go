@@ -92,6 +92,11 @@ func TestTamper(t *testing.T) {
 		{name: "edit indexed column", seq: 7, end: 7, tamper: func(t *testing.T, e *env) {
 			e.exec(t, `UPDATE audit_records SET actor = $1 WHERE seq = $2`, "nobody@acme.test", 7)
 		}},
+		{name: "edit a read's token column", seq: 25, end: 25, tamper: func(t *testing.T, e *env) {
+			// The impact report searches this copy; an edit must not hide
+			// the read from it.
+			e.exec(t, `UPDATE audit_records SET token = $1 WHERE seq = $2`, "forged-token", 25)
+		}},
 		{name: "edit data and leaf hash", seq: 42, end: 43, tamper: func(t *testing.T, e *env) {
 			h := tlog.RecordHash(e.forge(t, 42, "nobody@acme.test"))
 			e.exec(t, `UPDATE audit_hashes SET hash = $1 WHERE idx = $2`, h[:], tlog.StoredHashIndex(0, 42))

@@ -227,6 +227,12 @@ func Verify(ctx context.Context, d *db.DB, v note.Verifier, old []byte, latestFi
 		return fail(size, size, "log truncated: stored hashes of later records remain")
 	}
 
+	// The indexed copies of a read's token, session and address (which the
+	// impact report searches) must match the hashed record, or an edit
+	// there could hide a read from the report.
+	if err := VerifyReadColumns(ctx, d); err != nil {
+		return nil, err
+	}
 	rep := &Report{Records: f.n, Size: size, Root: f.root()}
 	if len(cks) > 0 {
 		rep.Checkpoint = cks[len(cks)-1].c
