@@ -206,6 +206,13 @@ func common(listener string, m *Metrics, h http.Handler) http.Handler {
 		hd.Set("X-Frame-Options", "DENY")
 		hd.Set("Strict-Transport-Security", "max-age=31536000")
 		hd.Set("Cache-Control", "no-store")
+		if len(r.TransferEncoding) > 0 && r.ProtoMajor == 1 {
+			// RFC 9112 6.3: a request framed by Transfer-Encoding may have
+			// carried a Content-Length too (net/http drops it), which a
+			// front end could have read differently; never read another
+			// request from this connection (no CL.TE/TE.CL smuggling).
+			hd.Set("Connection", "close")
+		}
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
 			if m != nil {

@@ -406,6 +406,12 @@ func (s *Service) CancelUpload(ctx context.Context, p *ferry.Principal, id strin
 	}
 	ev := s.event(p, "upload.cancel", u.Path)
 	ev.Object, ev.Bytes = u.ID, u.Received
+	// Abandoning shreds what was received: it needs what writing needs (a
+	// read-only token of the owner may not, found by the attack suite).
+	parentPath, _ := ferry.ParentPath(u.Path)
+	if err := s.check(ctx, op, p, ev, parentPath, ferry.PermWrite); err != nil {
+		return err
+	}
 	if err := s.discardUpload(ctx, u); err != nil {
 		return s.fail(ctx, ev, err)
 	}
