@@ -11,6 +11,7 @@ import (
 
 	"ferry.dev/ferry/internal/audit"
 	"ferry.dev/ferry/internal/ferry"
+	"ferry.dev/ferry/internal/transfer"
 )
 
 // What the admin UI shows: read-only views of organisations, and the one
@@ -95,8 +96,16 @@ func (s *Service) Org(ctx context.Context, p *ferry.Principal, orgName string) (
 		v.Users = append(v.Users, uv)
 		v.email[u.ID] = u.Email
 	}
-	if v.Folders, err = s.db.FoldersOfOrg(ctx, o.ID); err != nil {
+	folders, err := s.db.FoldersOfOrg(ctx, o.ID)
+	if err != nil {
 		return nil, err
+	}
+	// Package folders are the system's, reached only through their
+	// packages (docs/PACKAGES.md): they get no grants, so no row here.
+	for _, f := range folders {
+		if f.Path != transfer.PackagesRoot && !strings.HasPrefix(f.Path, transfer.PackagesRoot+"/") {
+			v.Folders = append(v.Folders, f)
+		}
 	}
 	if v.Grants, err = s.db.GrantsOfOrg(ctx, o.ID); err != nil {
 		return nil, err
