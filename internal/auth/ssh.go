@@ -49,6 +49,8 @@ func (s *Service) SSHPassword(ctx context.Context, email, pw, remote string) (*f
 		return nil, s.sshDeny(ctx, u, email, remote, "password", "wrong password")
 	case u.Disabled:
 		return nil, s.sshDeny(ctx, u, email, remote, "password", "user disabled")
+	case s.guard.UserFrozen(u.ID):
+		return nil, s.sshDeny(ctx, u, email, remote, "password", "frozen by the guard")
 	}
 	pol, err := s.db.Policy(ctx, u.OrgID)
 	if err != nil {
@@ -102,6 +104,8 @@ func (s *Service) SSHPublicKey(ctx context.Context, email string, key ssh.Public
 		return nil, s.sshDeny(ctx, u, email, remote, method, "key not registered")
 	case u.Disabled:
 		return nil, s.sshDeny(ctx, u, email, remote, method, "user disabled")
+	case s.guard.UserFrozen(u.ID):
+		return nil, s.sshDeny(ctx, u, email, remote, method, "frozen by the guard")
 	}
 	return sshPrincipal(u, remote), nil
 }
@@ -111,7 +115,13 @@ func (s *Service) SSHPublicKey(ctx context.Context, email string, key ssh.Public
 func (s *Service) SSHAccepted(ctx context.Context, p *ferry.Principal, method, detail string) error {
 	ev := &ferry.Event{Time: s.now(), Action: "auth.ssh", Outcome: ferry.OutcomeOK, Actor: p.Email, ActorID: p.UserID, OrgID: p.OrgID,
 		Remote: p.Remote, Protocol: "sftp", Detail: strings.TrimSpace(method + " " + detail)}
-	return s.log.Append(context.WithoutCancel(ctx), ev)
+	if err := s.log.Append(context.WithoutCancel(ctx), ev); err != nil {
+		return err
+	}
+	// A login from an address range never seen for this user alerts, as
+	// on the web.
+	s.guard.SeenLogin(ctx, &ferry.User{ID: p.UserID, Email: p.Email, OrgID: p.OrgID}, p.Remote, "sftp")
+	return nil
 }
 
 // SSHLockout audits that the address (an AddrKey) was locked out after too

@@ -393,6 +393,12 @@ func TestGuardReplay(t *testing.T) {
 			t.Fatalf("listing while frozen: %v", err)
 		}
 		ferrytest.Expect(t, s.Do("GET", "/api/v1/me", th.token, nil), http.StatusForbidden)
+		// A new SSH login of the frozen account is refused outright.
+		if conn, err := ssh.Dial("tcp", s.SFTPAddr, &ssh.ClientConfig{User: th.email, Auth: []ssh.AuthMethod{ssh.PublicKeys(th.key)},
+			HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second}); err == nil {
+			conn.Close()
+			t.Fatal("a frozen account logged in over SSH")
+		}
 		s.Admin("unfreeze", "--org", "acme", th.email)
 		if _, err := c.Stat(walked[0]); err != nil {
 			t.Fatal(err)
