@@ -24,11 +24,14 @@ const adminUsage = `usage: ferry admin --data DIR COMMAND …
   party create --org ORG NAME --contact EMAIL [--contact EMAIL…]
   user create --org ORG --email EMAIL [--role admin|user|external] [--party PARTY] [--password-stdin]
   user disable EMAIL
+  user enable EMAIL                             re-enable a disabled user; sessions that ended stay ended
   user role EMAIL --role admin|user|external
   user invite --org ORG --email EMAIL [--role admin|user|external] [--party PARTY]
                                                 mails a single-use link to choose a password (docs/MAIL.md)
   folder create --org ORG /PATH [--party PARTY]
   grant --org ORG --user EMAIL /PATH PERMS      PERMS: list,read,write,delete,share,manage (or none)
+  grant revoke --org ORG --user EMAIL /PATH     remove the user's grant on that folder (grants on
+                                                parent folders are not touched)
   token create --user EMAIL [--expires 720h]    prints only the token
   token revoke TOKEN-ID
   sshkey add --user EMAIL --key-file FILE
@@ -146,6 +149,9 @@ func runAdmin(ctx context.Context, args []string, env Env) error {
 		cmd += " " + rest[1]
 		rest = rest[1:]
 	}
+	if cmd == "grant" && len(rest) > 1 && rest[1] == "revoke" { // "grant /PATH PERMS" has no subcommand
+		cmd, rest = "grant revoke", rest[1:]
+	}
 	sub := newFlags("ferry admin "+cmd, env)
 	sub.Usage = func() { io.WriteString(env.Stderr, adminUsage) }
 	out := env.Stdout
@@ -218,6 +224,18 @@ func runAdmin(ctx context.Context, args []string, env Env) error {
 			return err
 		}
 		fmt.Fprintf(out, "disabled user %s\n", pos[0])
+	case "user enable":
+		pos, err := parseInterspersed(sub, rest[1:])
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 {
+			return usagef("usage: ferry admin user enable EMAIL")
+		}
+		if err := c.call(ctx, "/admin/v1/users/enable", map[string]any{"email": pos[0]}, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "enabled user %s\n", pos[0])
 	case "user role":
 		role := sub.String("role", "", "the new role: admin, user or external")
 		pos, err := parseInterspersed(sub, rest[1:])
@@ -259,6 +277,20 @@ func runAdmin(ctx context.Context, args []string, env Env) error {
 			return err
 		}
 		fmt.Fprintf(out, "granted %s on %s to %s\n", pos[1], pos[0], *user)
+	case "grant revoke":
+		org := sub.String("org", "", "organisation")
+		user := sub.String("user", "", "user email")
+		pos, err := parseInterspersed(sub, rest[1:])
+		if err != nil {
+			return err
+		}
+		if len(pos) != 1 || *org == "" || *user == "" {
+			return usagef("usage: ferry admin grant revoke --org ORG --user EMAIL /PATH")
+		}
+		if err := c.call(ctx, "/admin/v1/grants/revoke", map[string]any{"org": *org, "email": *user, "path": pos[0]}, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "revoked the grant on %s from %s\n", pos[0], *user)
 	case "token create":
 		user := sub.String("user", "", "user email")
 		expires := sub.String("expires", "720h", "lifetime, e.g. 720h (30 days)")
