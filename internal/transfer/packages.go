@@ -212,10 +212,10 @@ func (s *Service) CreatePackage(ctx context.Context, p *ferry.Principal, d Packa
 		return nil, ferry.E(op, ferry.Unauthenticated, "sign in to send packages")
 	}
 	if err := shareScope(op, p); err != nil {
-		return nil, err
+		return nil, s.refusePackage(ctx, p, "package.create", "", err)
 	}
 	if p.Role == ferry.RoleExternal {
-		return nil, ferry.E(op, ferry.Permission, "external users cannot send packages")
+		return nil, s.refusePackage(ctx, p, "package.create", "", ferry.E(op, ferry.Permission, "external users cannot send packages"))
 	}
 	d.Subject = strings.TrimSpace(d.Subject)
 	if err := ferry.ValidHeaderText(op, "the subject", d.Subject); err != nil {
@@ -356,16 +356,32 @@ func (s *Service) packagesRoot(ctx context.Context, orgID string) (*ferry.Folder
 	return f, nil
 }
 
-// ownPackage returns a package p sent; anything else is NotExist.
-func (s *Service) ownPackage(ctx context.Context, op string, p *ferry.Principal, id string) (*ferry.Package, error) {
+// ownPackage returns a package p sent; anything else is NotExist, audited
+// as a denied action (someone else's package id, or a guessed one).
+func (s *Service) ownPackage(ctx context.Context, op, action string, p *ferry.Principal, id string) (*ferry.Package, error) {
 	if p == nil || p.UserID == "" {
 		return nil, ferry.E(op, ferry.Unauthenticated, "authentication required")
 	}
 	pkg, err := s.db.PackageByID(ctx, id)
 	if ferry.KindOf(err) == ferry.NotExist || err == nil && pkg.SenderID != p.UserID {
-		return nil, ferry.E(op, ferry.NotExist, "no such package")
+		return nil, s.refusePackage(ctx, p, action, id, ferry.E(op, ferry.NotExist, "no such package"))
 	}
 	return pkg, err
+}
+
+// refusePackage audits a refused package action as denied, naming the
+// package id asked for (the same words whether it exists elsewhere or not:
+// the record is the caller's organisation's), and returns err.
+func (s *Service) refusePackage(ctx context.Context, p *ferry.Principal, action, id string, err error) error {
+	if p == nil {
+		return err
+	}
+	ev := s.event(p, action, "")
+	ev.Object, ev.Outcome, ev.Detail = id, ferry.OutcomeDenied, ferry.Message(err)
+	if aerr := s.append(ctx, ev); aerr != nil {
+		return aerr
+	}
+	return err
 }
 
 // SendPackage sends a draft: each recipient gets a link of its own (a
@@ -374,9 +390,9 @@ func (s *Service) ownPackage(ctx context.Context, op string, p *ferry.Principal,
 func (s *Service) SendPackage(ctx context.Context, p *ferry.Principal, id string) (*ferry.Package, error) {
 	const op = "transfer.SendPackage"
 	if err := shareScope(op, p); err != nil {
-		return nil, err
+		return nil, s.refusePackage(ctx, p, "package.send", id, err)
 	}
-	pkg, err := s.ownPackage(ctx, op, p, id)
+	pkg, err := s.ownPackage(ctx, op, "package.send", p, id)
 	if err != nil {
 		return nil, err
 	}
@@ -473,9 +489,9 @@ func (s *Service) notify(ctx context.Context, kind string, to []string, data map
 func (s *Service) RecallPackage(ctx context.Context, p *ferry.Principal, id string) error {
 	const op = "transfer.RecallPackage"
 	if err := shareScope(op, p); err != nil {
-		return err
+		return s.refusePackage(ctx, p, "package.recall", id, err)
 	}
-	pkg, err := s.ownPackage(ctx, op, p, id)
+	pkg, err := s.ownPackage(ctx, op, "package.recall", p, id)
 	if err != nil {
 		return err
 	}
@@ -530,7 +546,7 @@ func (s *Service) Package(ctx context.Context, p *ferry.Principal, id string) (*
 	}
 	pkg, err := s.db.PackageByID(ctx, id)
 	if ferry.KindOf(err) == ferry.NotExist {
-		return nil, ferry.E(op, ferry.NotExist, "no such package")
+		return nil, s.refusePackage(ctx, p, "package.open", id, ferry.E(op, ferry.NotExist, "no such package"))
 	} else if err != nil {
 		return nil, err
 	}
@@ -552,7 +568,7 @@ func (s *Service) Package(ctx context.Context, p *ferry.Principal, id string) (*
 			return nil, err
 		}
 		if r == nil || pkg.Status == ferry.PackageDraft {
-			return nil, ferry.E(op, ferry.NotExist, "no such package")
+			return nil, s.refusePackage(ctx, p, "package.open", id, ferry.E(op, ferry.NotExist, "no such package"))
 		}
 		if !pkg.Active(s.now()) {
 			return nil, ferry.E(op, ferry.Expired, "this package is no longer available")
@@ -672,7 +688,9 @@ func (s *Service) OpenPackageFile(ctx context.Context, p *ferry.Principal, id, f
 	}
 	pkg, err := s.db.PackageByID(ctx, id)
 	if ferry.KindOf(err) == ferry.NotExist || err == nil && pkg.OrgID != p.OrgID {
-		return nil, ferry.E(op, ferry.NotExist, "no such file")
+		// Another organisation's package, or none: refused like a
+		// non-recipient of one's own organisation's, and audited too.
+		return nil, s.refusePackage(ctx, p, "file.read", id, ferry.E(op, ferry.NotExist, "no such file"))
 	} else if err != nil {
 		return nil, err
 	}
@@ -734,14 +752,14 @@ func (s *Service) PutReply(ctx context.Context, p *ferry.Principal, id, name str
 	}
 	pkg, err := s.db.PackageByID(ctx, id)
 	if err != nil || p == nil || pkg.OrgID != p.OrgID {
-		return nil, ferry.E(op, ferry.NotExist, "no such package")
+		return nil, s.refusePackage(ctx, p, "package.reply", id, ferry.E(op, ferry.NotExist, "no such package"))
 	}
 	rcpt, err := s.recipientOf(ctx, p, pkg)
 	if err != nil {
 		return nil, err
 	}
 	if rcpt == nil {
-		return nil, ferry.E(op, ferry.NotExist, "no such package")
+		return nil, s.refusePackage(ctx, p, "package.reply", id, ferry.E(op, ferry.NotExist, "no such package"))
 	}
 	if !pkg.AllowReply {
 		return nil, ferry.E(op, ferry.Permission, "the sender did not allow replies to this package")

@@ -296,11 +296,15 @@ func (s *Service) RevokeShare(ctx context.Context, p *ferry.Principal, id string
 	if p == nil || p.OrgID == "" || p.ShareID != "" {
 		return ferry.E(op, ferry.Unauthenticated, "authentication required")
 	}
-	if p.Scope != 0 && !p.Scope.Has(ferry.ScopeShare) {
-		return ferry.Errorf(op, ferry.Permission, "this token's scope (%s) does not allow managing share links", p.Scope.String())
-	}
 	ev := s.event(p, "share.revoke", "")
 	ev.Object = id
+	if p.Scope != 0 && !p.Scope.Has(ferry.ScopeShare) {
+		ev.Outcome, ev.Detail = ferry.OutcomeDenied, "token scope "+p.Scope.String()
+		if aerr := s.append(ctx, ev); aerr != nil {
+			return aerr
+		}
+		return ferry.Errorf(op, ferry.Permission, "this token's scope (%s) does not allow managing share links", p.Scope.String())
+	}
 	sh, err := s.db.ShareByID(ctx, id)
 	if err != nil || sh.OrgID != p.OrgID || (sh.UserID != p.UserID && p.Role != ferry.RoleAdmin && !p.Operator) {
 		ev.Outcome, ev.Detail = ferry.OutcomeDenied, "no such share link"

@@ -91,6 +91,12 @@ func (s *Service) Unwatch(ctx context.Context, p *ferry.Principal, id string) er
 	}
 	w, err := s.db.WatchByID(ctx, id)
 	if err != nil || w.UserID != p.UserID {
+		// Someone else's watch, or none: the same answer, audited.
+		ev := s.event(p, "watch.remove", "")
+		ev.Object, ev.Outcome, ev.Detail = id, ferry.OutcomeDenied, "no such watch"
+		if aerr := s.append(ctx, ev); aerr != nil {
+			return aerr
+		}
 		return ferry.E(op, ferry.NotExist, "no such watch")
 	}
 	ev := s.event(p, "watch.remove", w.Path)
