@@ -406,3 +406,62 @@ func webLogin(t testing.TB, s target, email, password string) *http.Client {
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// objects are alice's package, share link and watch, made through the API
+// for the attacks that need real ids.
+type objects struct {
+	pkg, pkgFile string // a sent package (to alice herself and a guest) and its file
+	draft        string // a draft package with a file, not sent
+	share        string // a share link of /finance/2026/report.txt: id and secret
+	shareTok     string
+	watch        string // alice's watch of /finance/2026
+}
+
+const pkgBody = "ATTACK-MARKER-PACKAGE contract draft"
+
+// makeObjects gives alice a sent package (to herself and a guest, so that
+// she may also download it as a recipient), a draft, a share link and a
+// watch.
+func makeObjects(t testing.TB, s target, alice string) objects {
+	t.Helper()
+	var o objects
+	mk := func(to string, send bool) (id, file string) {
+		var pkg struct {
+			ID           string `json:"id"`
+			UploadFolder string `json:"upload_folder"`
+			Files        []struct {
+				ID string `json:"id"`
+			} `json:"files"`
+		}
+		body := `{"to":[` + to + `],"subject":"Contract","message":"see attached"}`
+		json.Unmarshal([]byte(ferrytest.Expect(t, s.Do("POST", "/api/v1/packages", alice, strings.NewReader(body), "Content-Type", "application/json"), 201)), &pkg)
+		if pkg.ID == "" || pkg.UploadFolder == "" {
+			t.Fatal("no package id or upload folder")
+		}
+		ferrytest.Expect(t, s.Do("PUT", "/api/v1/files"+pkg.UploadFolder+"/contract.txt", alice, strings.NewReader(pkgBody)), 201)
+		if send {
+			ferrytest.Expect(t, s.Do("POST", "/api/v1/packages/"+pkg.ID+"/send", alice, nil), 200)
+		}
+		json.Unmarshal([]byte(ferrytest.Expect(t, s.Do("GET", "/api/v1/packages/"+pkg.ID, alice, nil), 200)), &pkg)
+		if len(pkg.Files) != 1 {
+			t.Fatalf("package %s has %d files", pkg.ID, len(pkg.Files))
+		}
+		return pkg.ID, pkg.Files[0].ID
+	}
+	o.pkg, o.pkgFile = mk(`"alice@acme.test","partner@example.org"`, true)
+	o.draft, _ = mk(`"partner@example.org"`, false)
+	var sh struct{ ID, Token string }
+	json.Unmarshal([]byte(ferrytest.Expect(t, s.Do("POST", "/api/v1/shares", alice, strings.NewReader(`{"path":"`+reportPath+`"}`), "Content-Type", "application/json"), 201)), &sh)
+	var wt struct{ ID string }
+	json.Unmarshal([]byte(ferrytest.Expect(t, s.Do("POST", "/api/v1/watches", alice, strings.NewReader(`{"path":"/finance/2026"}`), "Content-Type", "application/json"), 201)), &wt)
+	if sh.ID == "" || sh.Token == "" || wt.ID == "" {
+		t.Fatalf("share %q/%q, watch %q", sh.ID, sh.Token, wt.ID)
+	}
+	o.share, o.shareTok, o.watch = sh.ID, sh.Token, wt.ID
+	return o
+}
+
+// replace fills {PKG}, {PFILE}, {DRAFT}, {SHARE}, {SHARETOK} and {WATCH}.
+func (o objects) replace(s string) string {
+	return strings.NewReplacer("{PKG}", o.pkg, "{PFILE}", o.pkgFile, "{DRAFT}", o.draft, "{SHARE}", o.share, "{SHARETOK}", o.shareTok, "{WATCH}", o.watch).Replace(s)
+}

@@ -32,6 +32,10 @@ type idorCase struct {
 	hdr          []string
 	own          bool // answers the caller's own data: a denial only for revoked tokens
 	readOK       bool // allowed for a read-scoped token of alice
+	// obj names alice's object the path attacks ({PKG}, {DRAFT}, {SHARE},
+	// {WATCH}): each denial must be audited with it, for the identity
+	// refused (not only some denial of that identity's).
+	obj string
 }
 
 var idorCases = []idorCase{
@@ -58,6 +62,31 @@ var idorCases = []idorCase{
 	{pattern: "PATCH /api/v1/uploads/{id}", method: "PATCH", path: "/api/v1/uploads/{UPLOAD}", body: "AAAAA",
 		hdr: []string{"Tus-Resumable", "1.0.0", "Upload-Offset", "0", "Content-Type", "application/offset+octet-stream"}},
 	{pattern: "DELETE /api/v1/uploads/{id}", method: "DELETE", path: "/api/v1/uploads/{UPLOAD}", hdr: []string{"Tus-Resumable", "1.0.0"}},
+	// Packages: alice's sent package (to herself and a guest) and her
+	// draft. No one but its sender and recipients may read, send, recall
+	// or download it; composing needs the share scope.
+	{pattern: "POST /api/v1/packages", method: "POST", path: "/api/v1/packages", body: `{"to":["partner@example.org"],"subject":"idor"}`, own: true, hdr: []string{"Content-Type", "application/json"}},
+	{pattern: "GET /api/v1/packages", method: "GET", path: "/api/v1/packages", own: true, readOK: true},
+	{pattern: "GET /api/v1/packages/{id}", method: "GET", path: "/api/v1/packages/{PKG}", readOK: true, obj: "{PKG}"},
+	{pattern: "GET /api/v1/packages/{id}", method: "GET", path: "/api/v1/packages/{DRAFT}", readOK: true, obj: "{DRAFT}"},
+	{pattern: "POST /api/v1/packages/{id}/send", method: "POST", path: "/api/v1/packages/{DRAFT}/send", obj: "{DRAFT}"},
+	{pattern: "POST /api/v1/packages/{id}/recall", method: "POST", path: "/api/v1/packages/{PKG}/recall", obj: "{PKG}"},
+	// alice is a recipient of her own package: her read-only token may
+	// download it (a read). Everyone else: denied.
+	{pattern: "GET /api/v1/packages/{id}/files/{file}", method: "GET", path: "/api/v1/packages/{PKG}/files/{PFILE}", readOK: true, obj: "{PKG}"},
+	// Share links: only their maker (and the organisation's admins) list
+	// or revoke them; making one needs share permission and scope.
+	{pattern: "POST /api/v1/shares", method: "POST", path: "/api/v1/shares", body: `{"path":"/finance/2026/report.txt"}`, hdr: []string{"Content-Type", "application/json"}},
+	{pattern: "GET /api/v1/shares", method: "GET", path: "/api/v1/shares", own: true, readOK: true},
+	{pattern: "GET /api/v1/shares", method: "GET", path: "/api/v1/shares?all=true", own: true, readOK: true},
+	{pattern: "DELETE /api/v1/shares/{id}", method: "DELETE", path: "/api/v1/shares/{SHARE}", obj: "{SHARE}"},
+	// Folder watches: a watch is its user's alone. Watching needs list or
+	// read permission on the folder (a read-only token may watch).
+	{pattern: "POST /api/v1/watches", method: "POST", path: "/api/v1/watches", body: `{"path":"/finance/2026"}`, readOK: true, hdr: []string{"Content-Type", "application/json"}},
+	{pattern: "GET /api/v1/watches", method: "GET", path: "/api/v1/watches", own: true, readOK: true},
+	// Ending one's own watch, like revoking one's own token, needs only a
+	// token (transfer.Unwatch checks no scope).
+	{pattern: "DELETE /api/v1/watches/{id}", method: "DELETE", path: "/api/v1/watches/{WATCH}", readOK: true, obj: "{WATCH}"},
 }
 
 // idorPublic are API routes open by design (no identity to abuse).
@@ -101,6 +130,9 @@ func TestIDORMatrix(t *testing.T) {
 		t.Fatal("no upload id")
 	}
 
+	// Her package, draft, share link and watch.
+	obj := makeObjects(t, s, w.alice)
+
 	// The attackers.
 	revoked := strings.TrimSpace(s.Admin("token", "create", "--user", "alice@acme.test"))
 	s.Admin("token", "revoke", strings.Split(revoked, "_")[1])
@@ -113,7 +145,8 @@ func TestIDORMatrix(t *testing.T) {
 		{name: "revoked token", tok: revoked},
 		{name: "read-only token", email: "alice@acme.test", tok: ro.Token, ownData: true},
 	}
-	secrets := []string{reportBody, salaryBody, victimTok, tokID, sessID, uploadID}
+	secrets := []string{reportBody, salaryBody, victimTok, tokID, sessID, uploadID,
+		pkgBody, obj.pkg, obj.pkgFile, obj.draft, obj.share, obj.shareTok, obj.watch}
 
 	// Every API route has a case.
 	cased := map[string]bool{}
@@ -129,16 +162,20 @@ func TestIDORMatrix(t *testing.T) {
 	}
 
 	n := 0
+	type audited struct{ actor, action, obj string }
+	var mustAudit []audited
 	for _, c := range idorCases {
 		for _, pe := range personas {
 			ro := pe.name == "read-only token"
 			if ro && c.readOK {
 				continue // alice reading with her read-only token: allowed
 			}
-			path := strings.NewReplacer("{TOK}", tokID, "{SESS}", sessID, "{UPLOAD}", uploadID).Replace(c.path)
+			path := obj.replace(strings.NewReplacer("{TOK}", tokID, "{SESS}", sessID, "{UPLOAD}", uploadID).Replace(c.path))
+			cbody := c.body
 			if pe.name == "external" {
 				path = strings.Replace(path, "finance/2026", "hr", 1)
 				path = strings.Replace(path, "report.txt", "salaries.txt", 1)
+				cbody = strings.Replace(strings.Replace(cbody, "finance/2026", "hr", 1), "report.txt", "salaries.txt", 1)
 			}
 			hdr := append([]string(nil), c.hdr...)
 			if pe.name == "external" {
@@ -147,8 +184,8 @@ func TestIDORMatrix(t *testing.T) {
 				}
 			}
 			var body *strings.Reader
-			if c.body != "" {
-				body = strings.NewReader(c.body)
+			if cbody != "" {
+				body = strings.NewReader(cbody)
 			} else {
 				body = strings.NewReader("")
 			}
@@ -181,6 +218,9 @@ func TestIDORMatrix(t *testing.T) {
 			if !containsInt(want, res.StatusCode) {
 				t.Errorf("%s %s as %s: %d, want %v: %.200s", c.method, path, pe.name, res.StatusCode, want, b)
 			}
+			if c.obj != "" && pe.email != "" {
+				mustAudit = append(mustAudit, audited{pe.email, c.method + " " + path, obj.replace(c.obj)})
+			}
 		}
 	}
 
@@ -193,6 +233,7 @@ func TestIDORMatrix(t *testing.T) {
 	}
 	ferrytest.Expect(t, s.Do("GET", "/api/v1/me", victimTok, nil), 200)
 	ferrytest.Expect(t, s.Do("HEAD", "/api/v1/uploads/"+uploadID, w.alice, nil, "Tus-Resumable", "1.0.0"), 200)
+	checkObjectsIntact(t, s, w, obj)
 	if r, _ := do(t, web, "GET", s.URL()+"/account", "", ""); r.StatusCode != 200 {
 		t.Errorf("alice's web session was ended: %d", r.StatusCode)
 	}
@@ -220,7 +261,8 @@ func TestIDORMatrix(t *testing.T) {
 			ferrytest.Body(t, s.Do("DELETE", "/api/v1/sessions/"+ss.ID, w.alice, nil))
 		}
 	}
-	for _, p := range []string{"/account", "/files/finance/2026", "/download" + reportPath, "/zip/finance", "/inbox"} {
+	for _, p := range []string{"/account", "/files/finance/2026", "/download" + reportPath, "/zip/finance", "/inbox",
+		"/outbox", "/outbox/new", "/packages/" + obj.pkg, "/packages/" + obj.pkg + "/files/" + obj.pkgFile, "/shares", "/move" + reportPath} {
 		req, _ := http.NewRequest("GET", s.URL()+p, nil)
 		req.AddCookie(&http.Cookie{Name: auth.SessionCookie, Value: endedCookie})
 		r, err := (&http.Client{Transport: s.HTTP().Transport, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
@@ -228,8 +270,20 @@ func TestIDORMatrix(t *testing.T) {
 			t.Fatal(err)
 		}
 		b := ferrytest.Body(t, r)
-		if r.StatusCode == 200 || strings.Contains(b, reportBody) || strings.Contains(b, "report.txt") {
-			t.Errorf("GET %s with an ended session: %d", p, r.StatusCode)
+		// A redirect to the sign-in page (which names the page asked for in
+		// its link) or a refusal; nothing of alice's.
+		loc := r.Header.Get("Location")
+		toLogin := r.StatusCode == http.StatusSeeOther && strings.HasPrefix(loc, "/login")
+		if !toLogin && r.StatusCode != 401 && r.StatusCode != 403 && r.StatusCode != 404 {
+			t.Errorf("GET %s with an ended session: %d %s", p, r.StatusCode, loc)
+		}
+		for _, sec := range []string{reportBody, pkgBody, "Contract", obj.share, obj.watch} {
+			if strings.Contains(b, sec) {
+				t.Errorf("GET %s with an ended session: the body holds %q", p, sec)
+			}
+		}
+		if !toLogin && strings.Contains(b, "report.txt") {
+			t.Errorf("GET %s with an ended session lists alice's files", p)
 		}
 	}
 
@@ -246,6 +300,21 @@ func TestIDORMatrix(t *testing.T) {
 		}
 	}
 	t.Logf("%d attacks; denied audit records by actor: %v", n, denied)
+	// Each refusal to touch one of alice's objects is on record with the
+	// object, for the identity refused.
+	evs := auditLog(t, s)
+	for _, m := range mustAudit {
+		found := false
+		for _, e := range evs {
+			if e.Outcome == "denied" && e.Actor == m.actor && (e.Object == m.obj || strings.Contains(e.Path, m.obj) || strings.Contains(e.Detail, m.obj)) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Errorf("%s as %s was refused without a denied audit record naming %s", m.action, m.actor, m.obj)
+		}
+	}
 }
 
 func containsInt(list []int, v int) bool {
@@ -280,4 +349,28 @@ func fromNewAddress(t *testing.T, s target, method, path, tok string, body io.Re
 		t.Fatal(err)
 	}
 	return res
+}
+
+// checkObjectsIntact checks that alice's package, draft, share link and
+// watch are as she left them after the attacks.
+func checkObjectsIntact(t *testing.T, s target, w *world, obj objects) {
+	t.Helper()
+	var pkg struct{ Status string }
+	json.Unmarshal([]byte(ferrytest.Expect(t, s.Do("GET", "/api/v1/packages/"+obj.pkg, w.alice, nil), 200)), &pkg)
+	if pkg.Status != "sent" {
+		t.Errorf("alice's package is %q after the attacks, want sent", pkg.Status)
+	}
+	json.Unmarshal([]byte(ferrytest.Expect(t, s.Do("GET", "/api/v1/packages/"+obj.draft, w.alice, nil), 200)), &pkg)
+	if pkg.Status != "draft" {
+		t.Errorf("alice's draft is %q after the attacks, want draft", pkg.Status)
+	}
+	if b := ferrytest.Expect(t, s.Do("GET", "/api/v1/packages/"+obj.pkg+"/files/"+obj.pkgFile, w.alice, nil), 200); b != pkgBody {
+		t.Errorf("alice's package file: %q", b)
+	}
+	if b := ferrytest.Expect(t, s.Do("GET", "/api/v1/shares", w.alice, nil), 200); !strings.Contains(b, obj.share) {
+		t.Errorf("alice's share link is gone: %s", b)
+	}
+	if b := ferrytest.Expect(t, s.Do("GET", "/api/v1/watches", w.alice, nil), 200); !strings.Contains(b, obj.watch) {
+		t.Errorf("alice's watch is gone: %s", b)
+	}
 }

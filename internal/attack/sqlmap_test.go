@@ -1,7 +1,6 @@
 package attack_test
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -76,24 +75,72 @@ func sqlmapTargets(csrf string) []sqlTarget {
 			headers: []string{"Content-Type: " + form}},
 		{covers: []string{"POST /rename/{path...}", "POST /move/{path...}", "POST /delete/{path...}"}, method: "POST", path: "/move/finance/2026/absent.txt", data: "to=/finance/x&csrf=" + csrf, params: "to", cookie: true, web: true, want: 404,
 			headers: []string{"Content-Type: " + form}},
+		{covers: []string{"GET /move/{path...}"}, method: "GET", path: "/move/finance/2026/report.txt?at=/finance", params: "at", cookie: true, web: true, want: 200},
+		// Packages: alice's sent package {PKG} (to herself, so that she may
+		// download its file {PFILE} as a recipient) and her draft {DRAFT}
+		// (recalled by the first request of the two recall runs: then 409).
+		// makeObjects.
+		{covers: []string{"POST /api/v1/packages"}, method: "POST", path: "/api/v1/packages", data: `{"to":["partner@example.org*"],"subject":"sqlmap"}`, want: 201,
+			headers: []string{"Content-Type: application/json"}},
+		{covers: []string{"GET /api/v1/packages/{id}"}, method: "GET", path: "/api/v1/packages/{PKG}*", want: 200},
+		{covers: []string{"POST /api/v1/packages/{id}/send"}, method: "POST", path: "/api/v1/packages/{PKG}*/send", want: 409},
+		{covers: []string{"POST /api/v1/packages/{id}/recall"}, method: "POST", path: "/api/v1/packages/{DRAFT}*/recall"},
+		{covers: []string{"GET /api/v1/packages/{id}/files/{file}"}, method: "GET", path: "/api/v1/packages/{PKG}/files/{PFILE}*", want: 200},
+		{covers: []string{"POST /outbox/new"}, method: "POST", path: "/outbox/new", data: "to=partner%40example.org&subject=sqlmap&csrf=" + csrf, params: "to", cookie: true, web: true, want: 303,
+			headers: []string{"Content-Type: " + form}},
+		{covers: []string{"GET /packages/{id}"}, method: "GET", path: "/packages/{PKG}*", cookie: true, web: true, want: 200},
+		{covers: []string{"POST /packages/{id}/send"}, method: "POST", path: "/packages/{PKG}*/send", data: "csrf=" + csrf, cookie: true, web: true, want: 409,
+			headers: []string{"Content-Type: " + form}},
+		{covers: []string{"POST /packages/{id}/recall"}, method: "POST", path: "/packages/{DRAFT}*/recall", data: "csrf=" + csrf, cookie: true, web: true,
+			headers: []string{"Content-Type: " + form}},
+		{covers: []string{"GET /packages/{id}/files/{file}"}, method: "GET", path: "/packages/{PKG}/files/{PFILE}*", cookie: true, web: true, want: 200},
+		// Share links ({SHARE}: alice's link of the report; revoking is
+		// idempotent) and watches (ending one is not: a made-up id, which
+		// an OR-injection would turn into a hit, as for tokens).
+		// Making a link answers a new secret every time: a file that is not
+		// there, looked up by the injected name (as for DELETE of files).
+		{covers: []string{"POST /api/v1/shares"}, method: "POST", path: "/api/v1/shares", data: `{"path":"/finance/2026/absent*.txt"}`, want: 404,
+			headers: []string{"Content-Type: application/json"}},
+		{covers: []string{"DELETE /api/v1/shares/{id}"}, method: "DELETE", path: "/api/v1/shares/{SHARE}*", want: 204},
+		{covers: []string{"POST /api/v1/watches"}, method: "POST", path: "/api/v1/watches", data: `{"path":"/finance*"}`,
+			headers: []string{"Content-Type: application/json"}},
+		{covers: []string{"DELETE /api/v1/watches/{id}"}, method: "DELETE", path: "/api/v1/watches/0123456789abcdef*", want: 404},
+		{covers: []string{"POST /shares"}, method: "POST", path: "/shares", data: "path=%2Ffinance%2F2026%2Freport.txt&csrf=" + csrf, params: "path", cookie: true, web: true, want: 200,
+			headers: []string{"Content-Type: " + form}},
+		{covers: []string{"POST /shares/{id}/revoke"}, method: "POST", path: "/shares/{SHARE}*/revoke", data: "csrf=" + csrf, cookie: true, web: true, want: 303,
+			headers: []string{"Content-Type: " + form}},
+		{covers: []string{"POST /watch/{path...}"}, method: "POST", path: "/watch/finance/2026*", data: "csrf=" + csrf, cookie: true, web: true, want: 303,
+			headers: []string{"Content-Type: " + form}},
+		{covers: []string{"POST /watches/{id}/delete"}, method: "POST", path: "/watches/0123456789abcdef*/delete", data: "csrf=" + csrf, cookie: true, web: true, want: 404,
+			headers: []string{"Content-Type: " + form}},
 	}
 }
 
 // sqlmapNotNeeded are public routes without a parameter that reaches SQL,
 // each with the reason (reviewed).
 var sqlmapNotNeeded = map[string]string{
-	"GET /healthz":                       "no parameter",
-	"GET /api/v1/openapi.yaml":           "a static document",
-	"GET /static/{file}":                 "embedded files, no database",
-	"GET /login":                         "the sign-in page; no parameter read",
-	"OPTIONS /api/v1/uploads/{$}":        "tus discovery; no database",
-	"OPTIONS /api/v1/uploads/{id}":       "tus discovery; no database",
-	"POST /logout":                       "the session cookie: same lookup as GET /account",
-	"GET /login/sso/callback":            "state and code: the state's SHA-256 is looked up, never the text (auth.FinishSSO)",
-	"GET /login/mfa":                     "the session cookie: same lookup as GET /account",
-	"POST /login/mfa":                    "a TOTP code compared in Go; the session cookie as GET /account",
-	"GET /inbox":                         "the session cookie only (page lists packages once they exist)",
-	"GET /outbox":                        "the session cookie only (page lists packages once they exist)",
+	"GET /healthz":                 "no parameter",
+	"GET /api/v1/openapi.yaml":     "a static document",
+	"GET /static/{file}":           "embedded files, no database",
+	"GET /login":                   "the sign-in page; no parameter read",
+	"OPTIONS /api/v1/uploads/{$}":  "tus discovery; no database",
+	"OPTIONS /api/v1/uploads/{id}": "tus discovery; no database",
+	"POST /logout":                 "the session cookie: same lookup as GET /account",
+	"GET /login/sso/callback":      "state and code: the state's SHA-256 is looked up, never the text (auth.FinishSSO)",
+	"GET /login/mfa":               "the session cookie: same lookup as GET /account",
+	"POST /login/mfa":              "a TOTP code compared in Go; the session cookie as GET /account",
+	"GET /inbox":                   "the session cookie only: as GET /account",
+	"GET /outbox":                  "the session cookie only (?done= picks a message in Go)",
+	"GET /outbox/new":              "an empty form; the session cookie only",
+	"GET /api/v1/packages":         "the bearer token only: as GET /api/v1/me",
+	"GET /api/v1/watches":          "the bearer token only: as GET /api/v1/me",
+	"GET /api/v1/shares":           "the bearer token only (all=true is compared in Go)",
+	"GET /shares":                  "the session cookie only (?ok= picks a message in Go)",
+	// Multipart, with the CSRF token as its first part (sqlmap cannot keep
+	// that order). The package id is the PackageByID lookup attacked
+	// through GET /packages/{id} and POST /packages/{id}/send; the file
+	// name passes ferry.ValidName and is a bound value of FileByName.
+	"POST /packages/{id}/reply":          "multipart; the id lookup as GET /packages/{id}, the name a validated bound value",
 	"POST /web/uploads/{$}":              "the browser's tus endpoint: the same handler as POST /api/v1/uploads/",
 	"HEAD /web/uploads/{id}":             "the browser's tus endpoint: the same handler as HEAD /api/v1/uploads/{id}",
 	"PATCH /web/uploads/{id}":            "the browser's tus endpoint: the same handler as the API's",
@@ -162,8 +209,14 @@ func rotatingProxy(t *testing.T, target string) string {
 
 var (
 	sqlmapInjectable = regexp.MustCompile(`(?i)identified the following injection point|is vulnerable|appears to be '.*' injectable`)
-	sqlmapTested     = regexp.MustCompile(`testing for SQL injection on [^\n]*parameter`)
-	sqlmapTechnique  = regexp.MustCompile(`\[INFO\] testing '`)
+	// sqlmap's own check of a candidate it found ("appears to be …
+	// injectable") on answers that change every time (a new file version,
+	// a new id): it re-asks with other arithmetic and drops the candidate.
+	// A real injection passes that check and is "identified".
+	sqlmapFalsePositive = regexp.MustCompile(`false positive or unexploitable injection point detected`)
+	sqlmapIdentified    = regexp.MustCompile(`(?i)identified the following injection point|is vulnerable`)
+	sqlmapTested        = regexp.MustCompile(`testing for SQL injection on [^\n]*parameter`)
+	sqlmapTechnique     = regexp.MustCompile(`\[INFO\] testing '`)
 )
 
 // TestSQLInjection runs sqlmap (--level 3 --risk 2) against every public
@@ -239,7 +292,11 @@ func runSQLMap(t *testing.T, sqlmap string, w *world, dbms string) {
 		t.Fatal("no session cookie after signing in")
 	}
 	proxy := rotatingProxy(t, u.Host)
+	obj := makeObjects(t, s, w.alice)
 	targets := sqlmapTargets(auth.CSRFToken(cookie))
+	for i := range targets {
+		targets[i].path, targets[i].data = obj.replace(targets[i].path), obj.replace(targets[i].data)
+	}
 	out := t.TempDir()
 	sem := make(chan struct{}, 2)
 	var wg sync.WaitGroup
@@ -322,8 +379,12 @@ func runSQLMap(t *testing.T, sqlmap string, w *world, dbms string) {
 			log := string(outb)
 			name := tg.method + " " + tg.path
 			if m := sqlmapInjectable.FindString(log); m != "" {
-				t.Errorf("sqlmap %s: INJECTABLE (%q)\n%s", name, m, log)
-				return
+				candidates := len(sqlmapInjectable.FindAllString(log, -1))
+				if sqlmapIdentified.MatchString(log) || len(sqlmapFalsePositive.FindAllString(log, -1)) < candidates {
+					t.Errorf("sqlmap %s: INJECTABLE (%q)\n%s", name, m, log)
+					return
+				}
+				t.Logf("sqlmap %s: %d candidate(s), each found a false positive by sqlmap's own check", name, candidates)
 			}
 			tested, techniques := len(sqlmapTested.FindAllString(log, -1)), len(sqlmapTechnique.FindAllString(log, -1))
 			minTech := 5
@@ -334,8 +395,14 @@ func runSQLMap(t *testing.T, sqlmap string, w *world, dbms string) {
 				t.Errorf("sqlmap %s did not test it (%d parameters, %d techniques; exit %v):\n%s", name, tested, techniques, err, log)
 				return
 			}
-			if bytes.Contains(outb, []byte("[CRITICAL]")) {
-				t.Errorf("sqlmap %s: critical message:\n%s", name, log)
+			// A critical message is a run that went wrong, except sqlmap's
+			// note that answers differ every time (a new package id): it
+			// then strips the changing regions and compares the rest.
+			for _, line := range strings.Split(log, "\n") {
+				if strings.Contains(line, "[CRITICAL]") && !strings.Contains(line, "appears to be heavily dynamic") {
+					t.Errorf("sqlmap %s: critical message %q:\n%s", name, line, log)
+					break
+				}
 			}
 			t.Logf("sqlmap %s: %d parameter(s), %d techniques, none injectable (%.1fs)", name, tested, techniques, time.Since(t0).Seconds())
 		}()

@@ -185,6 +185,39 @@ func TestUploadToExecute(t *testing.T) {
 		}
 	}
 
+	// Through a package alice sends to herself: a recipient's downloads,
+	// by the API and by the web page's link, are served by the same
+	// serveWhole as a guest's through /p/{token}/files/{file}.
+	var pkg struct {
+		ID           string `json:"id"`
+		UploadFolder string `json:"upload_folder"`
+		Files        []struct{ ID, Name string }
+	}
+	json.Unmarshal([]byte(ferrytest.Expect(t, s.Do("POST", "/api/v1/packages", w.alice, strings.NewReader(`{"to":["alice@acme.test"],"subject":"payloads"}`), "Content-Type", "application/json"), 201)), &pkg)
+	for name, body := range payloads {
+		ferrytest.Expect(t, s.Do("PUT", "/api/v1/files"+pkg.UploadFolder+"/"+url.PathEscape(name), w.alice, strings.NewReader(body)), 201)
+	}
+	ferrytest.Expect(t, s.Do("POST", "/api/v1/packages/"+pkg.ID+"/send", w.alice, nil), 200)
+	json.Unmarshal([]byte(ferrytest.Expect(t, s.Do("GET", "/api/v1/packages/"+pkg.ID, w.alice, nil), 200)), &pkg)
+	if len(pkg.Files) != len(payloads) {
+		t.Fatalf("the package holds %d files, want %d", len(pkg.Files), len(payloads))
+	}
+	for _, f := range pkg.Files {
+		for _, q := range []string{"", "?inline=1"} {
+			res := s.Do("GET", "/api/v1/packages/"+pkg.ID+"/files/"+f.ID+q, w.alice, nil, "Accept", "text/html")
+			if got := ferrytest.Body(t, res); res.StatusCode != 200 || got != payloads[f.Name] {
+				t.Errorf("package download (API) %s%s: %d", f.Name, q, res.StatusCode)
+			}
+			checkSafe(t, "package download (API) "+f.Name+q, res)
+			res, got := do(t, web, "GET", s.URL()+"/packages/"+pkg.ID+"/files/"+f.ID+q, "", "", "Accept", "text/html", "Sec-Fetch-Dest", "document")
+			if res.StatusCode != 200 || got != payloads[f.Name] {
+				t.Errorf("package download (web) %s%s: %d", f.Name, q, res.StatusCode)
+			}
+			checkSafe(t, "package download (web) "+f.Name+q, res)
+			n += 2
+		}
+	}
+
 	// The folder as a zip: an attachment; entries keep safe names.
 	res, z := do(t, web, "GET", s.URL()+"/zip/finance/2026", "", "", "Accept", "text/html")
 	if res.StatusCode != 200 {
