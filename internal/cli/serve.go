@@ -117,6 +117,7 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 		return err
 	}
 	tr.SetMail(outbox) // package, share and watch notifications
+	tr.SetPackageMaxBytes(cfg.PackageMax)
 	ad.SetMail(outbox) // email invitations (internal/admin invite.go)
 	gd.SetMail(func(ctx context.Context, kind string, to []string, data map[string]string) error {
 		return outbox.Notify(ctx, kind, "en", to, data)

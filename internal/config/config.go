@@ -34,6 +34,7 @@ type Config struct {
 	TLSCert         string        // PEM certificate; empty: Data/tls/cert.pem, generated
 	TLSKey          string        // PEM key
 	MaxUpload       int64         // largest accepted upload body, bytes
+	PackageMax      int64         // most a package may hold, bytes (files plus replies)
 	SweepInterval   time.Duration // how often expired files are shredded
 	ShutdownTimeout time.Duration // how long in-flight requests get at shutdown
 	UploadIdle      time.Duration // how long an upload body may stall
@@ -98,6 +99,10 @@ var options = []option{
 	{"tls-key", "FERRY_TLS_KEY", "", "TLS private key (PEM)", str(func(c *Config) *string { return &c.TLSKey })},
 	{"max-upload", "FERRY_MAX_UPLOAD", "1099511627776", "largest upload in bytes", func(c *Config, v string) (err error) {
 		c.MaxUpload, err = strconv.ParseInt(v, 10, 64)
+		return err
+	}},
+	{"package-max-bytes", "FERRY_PACKAGE_MAX_BYTES", "10737418240", "most a package may hold in bytes, its files and replies together (413 before an upload beyond it starts)", func(c *Config, v string) (err error) {
+		c.PackageMax, err = strconv.ParseInt(v, 10, 64)
 		return err
 	}},
 	{"sweep-interval", "FERRY_SWEEP_INTERVAL", "1m", "how often expired files are crypto-shredded", func(c *Config, v string) (err error) {
@@ -245,6 +250,9 @@ func (c *Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("tls-cert and tls-key go together")
+	}
+	if c.PackageMax <= 0 {
+		return fmt.Errorf("package-max-bytes must be positive")
 	}
 	if c.MaxUpload <= 0 {
 		return fmt.Errorf("max-upload must be positive")

@@ -356,3 +356,23 @@ func pkgWaitCode(t *testing.T, mp *ferrytest.Mailpit, addr string, n int) string
 	t.Fatalf("no code number %d mailed to %s", n, addr)
 	return ""
 }
+
+// TestPackageMaxBytesSetting: --package-max-bytes sets the package quota;
+// an upload that would pass it is refused at creation, one within it is not.
+func TestPackageMaxBytesSetting(t *testing.T) {
+	s := ferrytest.Start(t, ferrytest.WithArgs("--package-max-bytes", "1000"))
+	s.Admin("org", "create", "acme")
+	alice := s.User("acme", "alice@acme.test", "user")
+	pkg, err := packageClient(t, s, alice).CreatePackage(context.Background(), client.PackageRequest{To: []string{"bob@partner.test"}, Subject: "small"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	create := func(name string, size int64) *http.Response {
+		return s.Do("POST", "/api/v1/uploads/", alice, nil, "Tus-Resumable", "1.0.0", "Upload-Length", fmt.Sprint(size),
+			"Upload-Metadata", "path "+base64.StdEncoding.EncodeToString([]byte(pkg.UploadFolder+"/"+name)))
+	}
+	if body := ferrytest.Expect(t, create("big.bin", 1001), http.StatusRequestEntityTooLarge); !strings.Contains(body, "package may hold") {
+		t.Errorf("1001 bytes into a 1000-byte package: %s", body)
+	}
+	ferrytest.Expect(t, create("fits.bin", 1000), http.StatusCreated)
+}
