@@ -282,20 +282,23 @@ func (d *DB) AddGuardOutbox(ctx context.Context, it *GuardOutboxItem) error {
 // DueGuardOutbox returns up to limit undelivered items due at now, oldest
 // first.
 func (d *DB) DueGuardOutbox(ctx context.Context, now time.Time, limit int) ([]*GuardOutboxItem, error) {
-	return d.guardOutbox(ctx, "DueGuardOutbox", `SELECT id, org_id, body, created, attempts, next_try, delivered, last_error FROM guard_outbox
+	rows, err := d.sql.QueryContext(ctx, `SELECT id, org_id, body, created, attempts, next_try, delivered, last_error FROM guard_outbox
 		WHERE delivered = 0 AND next_try <= $1 ORDER BY next_try, id LIMIT $2`, micro(now), limit)
+	return guardOutboxRows("DueGuardOutbox", rows, err)
 }
 
 // GuardOutbox returns an organisation's latest limit outbox items, newest
 // first.
 func (d *DB) GuardOutbox(ctx context.Context, orgID string, limit int) ([]*GuardOutboxItem, error) {
-	return d.guardOutbox(ctx, "GuardOutbox", `SELECT id, org_id, body, created, attempts, next_try, delivered, last_error FROM guard_outbox
+	rows, err := d.sql.QueryContext(ctx, `SELECT id, org_id, body, created, attempts, next_try, delivered, last_error FROM guard_outbox
 		WHERE org_id = $1 ORDER BY created DESC, id LIMIT $2`, orgID, limit)
+	return guardOutboxRows("GuardOutbox", rows, err)
 }
 
-func (d *DB) guardOutbox(ctx context.Context, op, query string, args ...any) ([]*GuardOutboxItem, error) {
-	// sqllint: reviewed — query is one of the two constant strings above
-	rows, err := d.sql.QueryContext(ctx, query, args...)
+// guardOutboxRows scans the rows of a guard_outbox query (as shareRows
+// does), so that each caller's SQL stays a constant at its QueryContext and
+// needs no sqllint exception.
+func guardOutboxRows(op string, rows *sql.Rows, err error) ([]*GuardOutboxItem, error) {
 	if err != nil {
 		return nil, dbErr(op, err)
 	}
