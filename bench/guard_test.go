@@ -3,23 +3,13 @@ package bench
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"ferry.dev/ferry/internal/admin"
-	"ferry.dev/ferry/internal/audit"
-	"ferry.dev/ferry/internal/auth"
-	"ferry.dev/ferry/internal/blob/local"
-	"ferry.dev/ferry/internal/db"
 	"ferry.dev/ferry/internal/ferry"
 	"ferry.dev/ferry/internal/guard"
-	"ferry.dev/ferry/internal/keys"
 	"ferry.dev/ferry/internal/transfer"
 )
 
@@ -42,59 +32,10 @@ const guardFiles = 100
 // principal allowed to read everything.
 func guardStack(b *testing.B, withGuard bool) (*transfer.Service, *ferry.Principal, *guard.Guard) {
 	b.Helper()
-	ctx := context.Background()
-	dir := benchDataDir(b)
-	keyDir := filepath.Join(dir, "keys")
-	for _, d := range []string{keyDir, filepath.Join(dir, "audit")} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			b.Fatal(err)
-		}
-	}
-	logger := slog.New(slog.DiscardHandler)
-	d, err := db.Open(ctx, filepath.Join(dir, "ferry.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	keks, err := keys.NewFileKEK(keyDir, rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	signer, _, err := audit.LoadOrCreateKey(keyDir, "ferry-audit", rand.Reader)
-	if err != nil {
-		b.Fatal(err)
-	}
-	alog, err := audit.Open(ctx, d, signer, filepath.Join(dir, "audit", "checkpoint"), time.Now, logger)
-	if err != nil {
-		b.Fatal(err)
-	}
-	blobs, err := local.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { d.Close() })
-	b.Cleanup(func() { keks.Close() })
-	b.Cleanup(func() { blobs.Close() })
-	b.Cleanup(func() { alog.Close() })
-	var g *guard.Guard
-	if withGuard {
-		if g, err = guard.New(ctx, guard.Config{DB: d, Audit: alog, Now: time.Now, Rand: rand.Reader, Logger: logger}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	tr := transfer.New(transfer.Config{DB: d, Blobs: blobs, KEKs: keks, Audit: alog, Now: time.Now, Rand: rand.Reader, Logger: logger, Guard: g})
-	au := auth.New(d, alog, time.Now, rand.Reader, logger)
-	ad := admin.New(d, au, tr, keks, alog, time.Now, rand.Reader, logger)
-	op := &ferry.Principal{Operator: true, Remote: "bench"}
-	org, err := ad.CreateOrg(ctx, op, "bench")
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := ad.CreateFolder(ctx, op, "bench", "/bench", ""); err != nil {
-		b.Fatal(err)
-	}
-	reader := &ferry.Principal{UserID: ferry.NewID(nil), Email: "reader@bench.test", OrgID: org.ID, Role: ferry.RoleAdmin,
+	s := newStack(b, withGuard)
+	reader := &ferry.Principal{UserID: ferry.NewID(nil), Email: "reader@bench.test", OrgID: s.p.OrgID, Role: ferry.RoleAdmin,
 		TokenID: "benchtoken", Remote: "192.0.2.10:40000", Protocol: "https"}
-	return tr, reader, g
+	return s.tr, reader, s.g
 }
 
 // BenchmarkGuardRead reads whole files through transfer with and without

@@ -17,6 +17,7 @@ import (
 	"ferry.dev/ferry/internal/blob/local"
 	"ferry.dev/ferry/internal/db"
 	"ferry.dev/ferry/internal/ferry"
+	"ferry.dev/ferry/internal/guard"
 	"ferry.dev/ferry/internal/keys"
 	"ferry.dev/ferry/internal/transfer"
 )
@@ -68,10 +69,13 @@ func benchDataDir(b *testing.B) string {
 type stack struct {
 	tr  *transfer.Service
 	p   *ferry.Principal
-	dir string // data directory
+	dir string       // data directory
+	g   *guard.Guard // the exfiltration guard, nil unless asked for
 }
 
-func newStack(b *testing.B) *stack {
+// newStack wires the stack, with the exfiltration guard if withGuard (as
+// `ferry serve` does) or without it.
+func newStack(b *testing.B, withGuard bool) *stack {
 	b.Helper()
 	ctx := context.Background()
 	dir := benchDataDir(b)
@@ -111,7 +115,13 @@ func newStack(b *testing.B) *stack {
 			b.Error(err)
 		}
 	})
-	tr := transfer.New(transfer.Config{DB: d, Blobs: blobs, KEKs: keks, Audit: alog, Now: time.Now, Rand: rand.Reader, Logger: logger})
+	var g *guard.Guard
+	if withGuard {
+		if g, err = guard.New(ctx, guard.Config{DB: d, Audit: alog, Now: time.Now, Rand: rand.Reader, Logger: logger}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	tr := transfer.New(transfer.Config{DB: d, Blobs: blobs, KEKs: keks, Audit: alog, Now: time.Now, Rand: rand.Reader, Logger: logger, Guard: g})
 	au := auth.New(d, alog, time.Now, rand.Reader, logger)
 	ad := admin.New(d, au, tr, keks, alog, time.Now, rand.Reader, logger)
 	op := &ferry.Principal{Operator: true, Remote: "bench"}
@@ -122,7 +132,7 @@ func newStack(b *testing.B) *stack {
 	if _, err := ad.CreateFolder(ctx, op, "bench", "/bench", ""); err != nil {
 		b.Fatal(err)
 	}
-	return &stack{tr: tr, p: &ferry.Principal{Operator: true, OrgID: org.ID, Remote: "bench"}, dir: dir}
+	return &stack{tr: tr, p: &ferry.Principal{Operator: true, OrgID: org.ID, Remote: "bench"}, dir: dir, g: g}
 }
 
 // benchContent returns n bytes that do not compress or repeat.
@@ -192,7 +202,7 @@ func plainRead(path string, buf []byte) (int64, error) {
 // same file (the previous version's blob is deleted, as a re-upload does)
 // against a plain atomic file write of the same bytes on the same tmpfs.
 func BenchmarkTransferPut(b *testing.B) {
-	s := newStack(b)
+	s := newStack(b, false)
 	plainDir := filepath.Join(s.dir, "plain")
 	if err := os.Mkdir(plainDir, 0o700); err != nil {
 		b.Fatal(err)
@@ -230,7 +240,7 @@ func BenchmarkTransferPut(b *testing.B) {
 // the whole file, copied out through a 256 KiB buffer as the REST handler
 // does, against a plain read of the same bytes from the same tmpfs.
 func BenchmarkTransferGet(b *testing.B) {
-	s := newStack(b)
+	s := newStack(b, false)
 	plainDir := filepath.Join(s.dir, "plain")
 	if err := os.Mkdir(plainDir, 0o700); err != nil {
 		b.Fatal(err)
