@@ -35,12 +35,6 @@ ferry share ls lists your active links (--all: the organisation's, for its
 admins); ferry share revoke stops links at once.
 ` + connectionUsage
 
-// repeated is a flag that may be given several times.
-type repeated []string
-
-func (r *repeated) String() string     { return strings.Join(*r, ",") }
-func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
-
 // parseLifetime parses 7d, 12h, 90m or a Go duration.
 func parseLifetime(s string) (time.Duration, error) {
 	if n, ok := strings.CutSuffix(s, "d"); ok {
@@ -73,7 +67,7 @@ func runShare(ctx context.Context, args []string, env Env) error {
 	pwFile := fs.String("password-file", "", "password file")
 	pwStdin := fs.Bool("password-stdin", false, "password on stdin")
 	maxDl := fs.Int("max-downloads", 0, "download limit")
-	var ips repeated
+	var ips multiFlag
 	fs.Var(&ips, "allow-ip", "allowed address range")
 	dropbox := fs.Bool("dropbox", false, "upload-only folder")
 	jsonOut := fs.Bool("json", false, "JSON output")
