@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -57,10 +58,26 @@ func TestBadConfig(t *testing.T) {
 		{[]string{"--sftp-max-conns-per-ip", "0"}, "", "must be positive"},
 		{[]string{"--sftp-max-buffered-writes", "1000"}, "", "at least 8388608"},
 		{[]string{"--upload-ttl", "-1h"}, "", "must be positive"},
+		{[]string{"--outbound-allow", "10.0.0.0/33"}, "", "bad value"},
+		{[]string{"--outbound-allow", "localhost"}, "", "bad value"},
+		{[]string{"--outbound-allow", "10.0.0.0/8;rm"}, "", "bad value"},
+		{[]string{"--smtp-url", "smtp://mail.example.com:25"}, "", "needs mail-from"},
 	} {
 		_, err := Load(tc.args, none, func(string) ([]byte, error) { return []byte(tc.file), nil }, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: err = %v, want %q", tc.args, err, tc.want)
 		}
+	}
+}
+
+func TestOutboundAllow(t *testing.T) {
+	none := func(string) string { return "" }
+	read := func(string) ([]byte, error) { return nil, nil }
+	c, err := Load([]string{"--outbound-allow", " 10.0.0.1/8, 192.168.1.7 ,fd00::/8,,::1"}, none, read, io.Discard)
+	if err != nil || fmt.Sprint(c.OutboundAllow) != "[10.0.0.0/8 192.168.1.7/32 fd00::/8 ::1/128]" {
+		t.Fatalf("outbound-allow: %v %v", c, err)
+	}
+	if c, err := Load(nil, none, read, io.Discard); err != nil || len(c.OutboundAllow) != 0 {
+		t.Fatalf("default outbound-allow: %v %v", c, err)
 	}
 }

@@ -153,25 +153,3 @@ func NewClient(allow []netip.Prefix, timeout time.Duration) *http.Client {
 		},
 	}
 }
-
-// ParseAllow reads a comma-separated list of CIDR prefixes or single
-// addresses (a /32 or /128), the form of --outbound-allow.
-func ParseAllow(s string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range strings.Split(s, ",") {
-		f = strings.TrimSpace(f)
-		if f == "" {
-			continue
-		}
-		if p, err := netip.ParsePrefix(f); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(f)
-		if err != nil {
-			return nil, fmt.Errorf("%q is neither a CIDR prefix nor an address", f)
-		}
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
-	}
-	return out, nil
-}
