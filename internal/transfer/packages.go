@@ -718,6 +718,11 @@ func (s *Service) OpenPackageFile(ctx context.Context, p *ferry.Principal, id, f
 		return nil, deny(ferry.NotExist, "no such file", "no such file "+fileID)
 	}
 	ev.Path, ev.Object, ev.SHA256 = f.Path, f.ID, hex.EncodeToString(f.SHA256)
+	// A frozen recipient is refused before the download is counted and a
+	// receipt written (Read would refuse it, after both).
+	if err := s.guardFrozen(ctx, op, p, ev); err != nil {
+		return nil, err
+	}
 	ok, err := s.db.CountDownload(ctx, r.ID, f.ID, pkg.MaxDownloads)
 	if err != nil {
 		return nil, err

@@ -679,6 +679,11 @@ func (s *Service) ShareOpen(ctx context.Context, v *ShareVisit, rel string) (*Do
 		return nil, s.shareMiss(ctx, op, ev, err)
 	}
 	ev.Object, ev.PartyID, ev.SHA256 = f.ID, f.PartyID, hex.EncodeToString(f.SHA256)
+	// A frozen link is refused before its download is counted: Read would
+	// refuse it anyway, but only after the limit had been spent.
+	if err := s.guardFrozen(ctx, op, p, ev); err != nil {
+		return nil, err
+	}
 	if err := s.db.CountShareDownload(ctx, v.Share.ID, s.now()); ferry.KindOf(err) == ferry.NotExist {
 		return nil, s.shareDenied(ctx, op, p, v.Share, "download limit reached")
 	} else if err != nil {

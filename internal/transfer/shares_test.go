@@ -3,6 +3,7 @@ package transfer_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"io"
 	"net/netip"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"ferry.dev/ferry/internal/db/dbtest"
 	"ferry.dev/ferry/internal/ferry"
+	"ferry.dev/ferry/internal/guard"
 	"ferry.dev/ferry/internal/transfer"
 )
 
@@ -196,5 +198,79 @@ func TestShareAddressRanges(t *testing.T) {
 		if (err == nil) != ok {
 			t.Errorf("%s: %v", addr, err)
 		}
+	}
+}
+
+// TestFrozenVisitorSpendsNoLimit: a share link or a package recipient frozen
+// by the guard is refused before its download is counted, so that lifting
+// the freeze leaves the limit as it was.
+func TestFrozenVisitorSpendsNoLimit(t *testing.T) {
+	ctx := context.Background()
+	d := dbtest.SQLite(t)
+	e := newEnv(t, d)
+	g, err := guard.New(ctx, guard.Config{DB: d, Audit: e.alog, Now: e.clk.now, Rand: rand.Reader})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.cfg
+	c.Guard = g
+	e.tr = transfer.New(c)
+	if _, err := e.tr.CreateFolder(ctx, e.admin, "/docs", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.tr.Put(ctx, e.admin, "/docs/a.txt", bytes.NewReader([]byte("A"))); err != nil {
+		t.Fatal(err)
+	}
+	u := &ferry.User{ID: ferry.NewID(nil), OrgID: e.org.ID, Email: "u@acme.test", Role: ferry.RoleAdmin}
+	d.CreateUser(ctx, u)
+	p := &ferry.Principal{UserID: u.ID, Email: u.Email, OrgID: e.org.ID, Role: ferry.RoleAdmin, Remote: "test"}
+	_, tok, err := e.tr.CreateShare(ctx, p, transfer.ShareOptions{Path: "/docs/a.txt", MaxDownloads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.tr.VisitShare(ctx, tok, "192.0.2.1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Freeze(ctx, v.Principal, "admin", "test", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.tr.ShareOpen(ctx, v, ""); ferry.KindOf(err) != ferry.Permission {
+		t.Fatalf("a frozen link opened: %v", err)
+	}
+	if err := g.Unfreeze(ctx, guard.Subject(v.Principal)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.tr.ShareOpen(ctx, v, ""); err != nil {
+		t.Fatalf("the frozen attempt spent the link's one download: %v", err)
+	}
+
+	// The same for a package recipient: no count, no receipt.
+	pkg, err := e.tr.CreatePackage(ctx, p, transfer.PackageDraft{To: []string{"bob@partner.test"}, Subject: "S", MaxDownloads: 1, Expires: 48 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := e.tr.Put(ctx, p, transfer.PackageFolder(pkg.ID)+"/a.txt", bytes.NewReader([]byte("A")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.tr.SendPackage(ctx, p, pkg.ID); err != nil {
+		t.Fatal(err)
+	}
+	guest := &ferry.Principal{Guest: "bob@partner.test", Email: "bob@partner.test", PackageID: pkg.ID, OrgID: e.org.ID, Remote: "192.0.2.7", Protocol: "https"}
+	if err := g.Freeze(ctx, guest, "admin", "test", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.tr.OpenPackageFile(ctx, guest, pkg.ID, f.ID); ferry.KindOf(err) != ferry.Permission {
+		t.Fatalf("a frozen recipient opened: %v", err)
+	}
+	if rs, _ := d.ReceiptsOf(ctx, pkg.ID); len(rs) != 0 {
+		t.Fatalf("a frozen recipient's refused download left receipts: %+v", rs)
+	}
+	if err := g.Unfreeze(ctx, guard.Subject(guest)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.tr.OpenPackageFile(ctx, guest, pkg.ID, f.ID); err != nil {
+		t.Fatalf("the frozen attempt spent the recipient's one download: %v", err)
 	}
 }

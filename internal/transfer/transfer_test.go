@@ -39,6 +39,8 @@ type env struct {
 	clk   *clock
 	admin *ferry.Principal
 	org   *ferry.Org
+	alog  *audit.Log
+	cfg   transfer.Config // what tr was made with
 }
 
 func newEnv(t *testing.T, d *db.DB) *env {
@@ -70,8 +72,9 @@ func newEnv(t *testing.T, d *db.DB) *env {
 	if err := d.CreateOrg(ctx, org, ferry.NewID(nil)); err != nil {
 		t.Fatal(err)
 	}
-	tr := transfer.New(transfer.Config{DB: d, Blobs: blobs, KEKs: keks, Audit: alog, Now: clk.now, Rand: rand.Reader, Logger: logger})
-	return &env{d: d, tr: tr, keks: keks, blobs: filepath.Join(dir, "blobs"), clk: clk, org: org,
+	cfg := transfer.Config{DB: d, Blobs: blobs, KEKs: keks, Audit: alog, Now: clk.now, Rand: rand.Reader, Logger: logger}
+	tr := transfer.New(cfg)
+	return &env{d: d, tr: tr, keks: keks, blobs: filepath.Join(dir, "blobs"), clk: clk, org: org, alog: alog, cfg: cfg,
 		admin: &ferry.Principal{Operator: true, OrgID: org.ID, Remote: "test"}}
 }
 
