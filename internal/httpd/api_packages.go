@@ -229,9 +229,7 @@ func (h *public) recallPackage(w http.ResponseWriter, r *http.Request) error {
 // packageFile is a recipient's download of a package file: counted against
 // the download limit, receipted and audited, like a guest's.
 func (h *public) packageFile(w http.ResponseWriter, r *http.Request) error {
-	d, err := h.tr.OpenPackageFile(r.Context(), principalFrom(r.Context()), r.PathValue("id"), r.PathValue("file"))
-	if err != nil {
-		return err
-	}
-	return h.serveWhole(w, r, d)
+	return serveCounted(w, r, func() (*transfer.Download, error) {
+		return h.tr.OpenPackageFile(r.Context(), principalFrom(r.Context()), r.PathValue("id"), r.PathValue("file"))
+	})
 }

@@ -236,22 +236,32 @@ func (h *public) guestDownload(w http.ResponseWriter, r *http.Request, g *pkgGue
 		http.Redirect(w, r, "/p/"+g.token, http.StatusSeeOther)
 		return nil
 	}
-	d, err := h.tr.OpenPackageFile(r.Context(), g.p, g.pkg.ID, r.PathValue("file"))
+	return serveCounted(w, r, func() (*transfer.Download, error) {
+		return h.tr.OpenPackageFile(r.Context(), g.p, g.pkg.ID, r.PathValue("file"))
+	})
+}
+
+// serveCounted sends a whole file whose open counts a download (a package
+// file, a share link's file) as an attachment, with no ranges to resume.
+// It refuses anything but GET before open is called: a "GET" route also
+// matches HEAD, and a HEAD (a link preview, a mail scanner, curl -I) would
+// otherwise use up a download, and send a receipt, for no bytes.
+func serveCounted(w http.ResponseWriter, r *http.Request, open func() (*transfer.Download, error)) error {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		return ferry.E("httpd.download", ferry.Invalid, "download with GET")
+	}
+	d, err := open()
 	if err != nil {
 		return err
 	}
-	return h.serveWhole(w, r, d)
-}
-
-// serveWhole sends a whole file as an attachment (each package download is
-// counted, so there are no ranges to resume).
-func (h *public) serveWhole(w http.ResponseWriter, r *http.Request, d *transfer.Download) error {
 	rc, err := d.Read(r.Context(), 0, d.File.Size)
 	if err != nil {
 		return err
 	}
 	defer rc.Close()
 	fileHeaders(w, d.File)
+	w.Header().Del("Accept-Ranges")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Content-Length", strconv.FormatInt(d.File.Size, 10))
 	w.WriteHeader(http.StatusOK)

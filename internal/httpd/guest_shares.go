@@ -7,7 +7,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -322,34 +321,13 @@ func (g *shareGuest) unlock(w http.ResponseWriter, r *http.Request, v *transfer.
 // download sends the shared file, or a file of the shared folder, as an
 // attachment that is never sniffed or rendered; each download counts.
 func (g *shareGuest) download(w http.ResponseWriter, r *http.Request, v *transfer.ShareVisit, secret string) error {
-	if r.Method != http.MethodGet {
-		// A HEAD (a link preview, a mail scanner) would count as a
-		// download.
-		w.Header().Set("Allow", "GET")
-		return ferry.E("httpd.shareDownload", ferry.Invalid, "download with GET")
-	}
-	if v.NeedPassword {
+	if v.NeedPassword && r.Method == http.MethodGet {
 		http.Redirect(w, r, g.base(r), http.StatusSeeOther)
 		return nil
 	}
-	d, err := g.h.tr.ShareOpen(r.Context(), v, r.PathValue("path"))
-	if err != nil {
-		return err
-	}
-	f := d.File
-	rc, err := d.Read(r.Context(), 0, f.Size)
-	if err != nil {
-		return err
-	}
-	defer rc.Close()
-	fileHeaders(w, f)
-	w.Header().Del("Accept-Ranges")
-	w.Header().Set("Content-Length", strconv.FormatInt(f.Size, 10))
-	w.WriteHeader(http.StatusOK)
-	if _, err := io.Copy(w, rc); err != nil {
-		panic(http.ErrAbortHandler) // a short body must not pass for the file
-	}
-	return nil
+	return serveCounted(w, r, func() (*transfer.Download, error) {
+		return g.h.tr.ShareOpen(r.Context(), v, r.PathValue("path"))
+	})
 }
 
 // upload takes one file posted to a drop box as multipart/form-data (the

@@ -223,6 +223,13 @@ func TestPackageGuestEndToEnd(t *testing.T) {
 		return res
 	}
 	dl := func() *http.Response { return dlFile(fm[1]) }
+	// A HEAD (a link preview, a mail scanner) uses up no download: a GET
+	// route matches HEAD too, and opening the file counts.
+	if res, err := g.c.Head(s.PublicURL + link + "/files/" + fm[1]); err != nil {
+		t.Fatal(err)
+	} else if res.Body.Close(); res.StatusCode == http.StatusOK {
+		t.Fatalf("HEAD of a package file: %d", res.StatusCode)
+	}
 	res = dl()
 	got, _ := io.ReadAll(res.Body)
 	res.Body.Close()

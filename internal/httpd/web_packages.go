@@ -216,11 +216,9 @@ func (h *public) recallPackageForm(w http.ResponseWriter, r *http.Request, wr *w
 // packageDownload is a signed-in recipient's download: counted, receipted
 // and audited by transfer like a guest's.
 func (h *public) packageDownload(w http.ResponseWriter, r *http.Request, wr *webReq) error {
-	d, err := h.tr.OpenPackageFile(r.Context(), wr.p, r.PathValue("id"), r.PathValue("file"))
-	if err != nil {
-		return err
-	}
-	return h.serveWhole(w, r, d)
+	return serveCounted(w, r, func() (*transfer.Download, error) {
+		return h.tr.OpenPackageFile(r.Context(), wr.p, r.PathValue("id"), r.PathValue("file"))
+	})
 }
 
 // recipientReply takes a file a signed-in recipient sends back. The form is
