@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"embed"
 	"encoding/base64"
-	"errors"
 	"html/template"
 	"io/fs"
 	"net/http"
@@ -213,47 +212,17 @@ func clearAdminCookie(w http.ResponseWriter) {
 }
 
 func (h *adminPlane) show(w http.ResponseWriter, status int, name string, d *adminData) error {
-	t := h.pages[name]
-	if t == nil {
-		return ferry.E("httpd.adminShow", ferry.Internal, "no admin page "+name)
-	}
-	var b strings.Builder
-	if err := t.ExecuteTemplate(&b, name+".html", d); err != nil {
-		return ferry.E("httpd.adminShow", ferry.Internal, err)
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	_, err := w.Write([]byte(b.String()))
-	return err
+	return h.pages.execute(w, status, name, d)
 }
 
 // renderAdminPage shows an error as a page, with the status of its kind.
 func (h *adminPlane) renderAdminPage(w http.ResponseWriter, r *http.Request, ar *adminReq, err error) {
-	kind := ferry.KindOf(err)
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		kind, err = ferry.TooLarge, ferry.E("httpd", ferry.TooLarge, "the form is too large")
-	}
-	if kind == ferry.Other {
-		kind = ferry.Internal
-	}
-	rid := w.Header().Get("X-Request-Id")
-	msg := ferry.Message(err)
-	if kind == ferry.Internal || kind == ferry.Integrity || kind == ferry.NoSpace || kind == ferry.Unavailable {
-		h.logger.Error("admin page failed", "request_id", rid, "method", r.Method, "path", r.URL.Path, "kind", kind.String(), "err", err)
-		if kind == ferry.Internal {
-			msg = "Something went wrong on our side (request id " + rid + ")."
-		}
-	}
-	// Headers already sent (an export cut short): abort the connection.
-	if sw, ok := w.(*statusWriter); ok && sw.wrote {
-		panic(http.ErrAbortHandler)
-	}
+	status, msg := pageError(h.logger, w, r, err)
 	d := ar.data("Error", "")
 	d.Error = msg
-	d.Data = http.StatusText(statusOf(kind))
-	if serr := h.show(w, statusOf(kind), "error", d); serr != nil {
-		http.Error(w, msg, statusOf(kind))
+	d.Data = http.StatusText(status)
+	if serr := h.show(w, status, "error", d); serr != nil {
+		http.Error(w, msg, status)
 	}
 }
 

@@ -5,7 +5,9 @@ import (
 	"embed"
 	"errors"
 	"html/template"
+	"io"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"path"
@@ -208,22 +210,32 @@ func (h *public) show(w http.ResponseWriter, name string, d *pageData) error {
 }
 
 func (h *public) showStatus(w http.ResponseWriter, status int, name string, d *pageData) error {
-	t := h.pages[name]
+	return h.pages.execute(w, status, name, d)
+}
+
+// execute renders page name with data under status. The page is rendered
+// whole before anything is written, so a template failure is an error page,
+// not half a page.
+func (ps pages) execute(w http.ResponseWriter, status int, name string, data any) error {
+	t := ps[name]
 	if t == nil {
 		return ferry.E("httpd.show", ferry.Internal, "no page "+name)
 	}
 	var b strings.Builder
-	if err := t.ExecuteTemplate(&b, name+".html", d); err != nil {
+	if err := t.ExecuteTemplate(&b, name+".html", data); err != nil {
 		return ferry.E("httpd.show", ferry.Internal, err)
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	_, err := w.Write([]byte(b.String()))
+	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-// renderPage shows an error as a page, with the status of its kind.
-func (h *public) renderPage(w http.ResponseWriter, r *http.Request, wr *webReq, err error) {
+// pageError is what the pages of both listeners show for err: its status
+// and the message a person may read. Failures on our side are logged once,
+// with the request id the page quotes. If the answer had already begun (an
+// export or a zip cut short), the connection is aborted instead.
+func pageError(logger *slog.Logger, w http.ResponseWriter, r *http.Request, err error) (int, string) {
 	kind := ferry.KindOf(err)
 	var mbe *http.MaxBytesError
 	if errors.As(err, &mbe) {
@@ -235,15 +247,24 @@ func (h *public) renderPage(w http.ResponseWriter, r *http.Request, wr *webReq, 
 	rid := w.Header().Get("X-Request-Id")
 	msg := ferry.Message(err)
 	if kind == ferry.Internal || kind == ferry.Integrity || kind == ferry.NoSpace || kind == ferry.Unavailable {
-		h.logger.Error("page failed", "request_id", rid, "method", r.Method, "path", r.URL.Path, "kind", kind.String(), "err", err)
+		logger.Error("page failed", "request_id", rid, "method", r.Method, "path", r.URL.Path, "kind", kind.String(), "err", err)
 		if kind == ferry.Internal {
 			msg = "Something went wrong on our side (request id " + rid + ")."
 		}
 	}
+	if sw, ok := w.(*statusWriter); ok && sw.wrote {
+		panic(http.ErrAbortHandler)
+	}
+	return statusOf(kind), msg
+}
+
+// renderPage shows an error as a page, with the status of its kind.
+func (h *public) renderPage(w http.ResponseWriter, r *http.Request, wr *webReq, err error) {
+	status, msg := pageError(h.logger, w, r, err)
 	d := wr.data("Error")
-	d.Heading, d.Message = http.StatusText(statusOf(kind)), msg
-	if serr := h.showStatus(w, statusOf(kind), "error", d); serr != nil {
-		http.Error(w, msg, statusOf(kind))
+	d.Heading, d.Message = http.StatusText(status), msg
+	if serr := h.showStatus(w, status, "error", d); serr != nil {
+		http.Error(w, msg, status)
 	}
 }
 
