@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/netip"
@@ -147,16 +148,17 @@ type impactDraftJSON struct {
 	Text    string   `json:"text"`
 }
 
-// ParseCIDR parses a prefix, or one address as a prefix of its full length.
+// ParseCIDR parses one address range (a bare address is a range of one),
+// as an organisation's allowed addresses are parsed (auth.ParseCIDRs).
 func ParseCIDR(s string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
+	ps, err := auth.ParseCIDRs(s)
 	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is not an address or CIDR prefix", s)
+		return netip.Prefix{}, errors.New(ferry.Message(err))
 	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
+	if len(ps) != 1 {
+		return netip.Prefix{}, fmt.Errorf("%q is not one address or CIDR prefix", s)
+	}
+	return ps[0], nil
 }
 
 // WriteImpactText writes the human-readable form of a report.

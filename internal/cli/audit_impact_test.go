@@ -382,6 +382,7 @@ func TestAuditImpact(t *testing.T) {
 		{"--from", start},
 		{"--from", end(), "--to", start},
 		{"--from", start, "--to", end(), "--ip", "not-an-address"},
+		{"--from", start, "--to", end(), "--ip", "10.0.0.0/8,127.0.0.1"}, // one range only
 	} {
 		if _, _, err := s.Run("", append([]string{"audit", "impact"}, args...)...); err == nil {
 			t.Errorf("audit impact %v succeeded", args)
