@@ -7,8 +7,6 @@ package admin
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
@@ -470,13 +468,10 @@ func (s *Service) AddSSHKey(ctx context.Context, p *ferry.Principal, email, auth
 			return err
 		}
 		ev.OrgID = u.OrgID
-		pub, comment, _, _, err := ssh.ParseAuthorizedKey([]byte(authorizedKey))
-		if err != nil {
-			return ferry.E(op, ferry.Invalid, "not an SSH public key in authorized_keys format", err)
+		var pub ssh.PublicKey
+		if k, pub, err = s.auth.ParseSSHKey(u.ID, authorizedKey); err != nil {
+			return err
 		}
-		sum := sha256.Sum256(pub.Marshal())
-		k = &ferry.SSHKey{ID: ferry.NewID(s.rand), UserID: u.ID, Fingerprint: "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:]),
-			PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))), Comment: comment, Created: s.now().UTC()}
 		ev.Object = k.ID
 		ev.Detail += " " + pub.Type() + " " + k.Fingerprint
 		if err := s.db.AddSSHKey(ctx, k); err != nil {

@@ -149,3 +149,27 @@ func TestSSHPasswordUnknownUserTiming(t *testing.T) {
 		t.Fatalf("unknown user took %v, known user %v: the dummy hash is not verified", unknown, known)
 	}
 }
+
+// TestParseSSHKey: the one parser of registered SSH keys (a user's own and an
+// administrator's) takes exactly one key and records its fingerprint.
+func TestParseSSHKey(t *testing.T) {
+	au, _ := newService(t)
+	pk, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ssh.NewPublicKey(pk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))) + " alice@laptop\n"
+	k, got, err := au.ParseSSHKey("u1", line)
+	if err != nil || k.UserID != "u1" || k.Comment != "alice@laptop" || k.Fingerprint != ssh.FingerprintSHA256(pub) || got.Type() != ssh.KeyAlgoED25519 {
+		t.Fatalf("ParseSSHKey: %+v %v", k, err)
+	}
+	for _, bad := range []string{"", "ssh-ed25519 not-base64", line + line, strings.Repeat("x", 17<<10)} {
+		if _, _, err := au.ParseSSHKey("u1", bad); ferry.KindOf(err) != ferry.Invalid {
+			t.Errorf("ParseSSHKey(%.40q): %v, want Invalid", bad, err)
+		}
+	}
+}
