@@ -52,14 +52,6 @@ const (
 	DefaultWatchBatch = 10 * time.Minute
 )
 
-// Notifier queues notification mails; internal/mail's outbox is the one in
-// use (Config.Mail). kind names the template (share_used, watch_new_file),
-// data fills it.
-type Notifier interface {
-	Notify(ctx context.Context, kind, locale string, to []string, data any) error
-	Link(path string) string
-}
-
 // shareState is the Service's state for share links and watches.
 type shareState struct {
 	mu     sync.Mutex
@@ -75,19 +67,16 @@ func (s *Service) SetWatchBatch(d time.Duration) {
 	s.shares.batch = d
 }
 
-// notifier returns where notifications go (nil: nowhere) and the watch
-// batching window.
-func (s *Service) notifier() (Notifier, time.Duration) {
+// watchBatch returns the watch batching window. Notifications go through
+// notify and link (packages.go), like the packages' own.
+func (s *Service) watchBatch() time.Duration {
 	s.shares.mu.Lock()
 	b := s.shares.batch
 	s.shares.mu.Unlock()
 	if b <= 0 {
 		b = DefaultWatchBatch
 	}
-	if s.mail == nil {
-		return nil, b
-	}
-	return s.mail, b
+	return b
 }
 
 // errShareGone is the one answer about a link that cannot be used.
@@ -770,8 +759,7 @@ func (s *Service) shareUsed(ctx context.Context, v *ShareVisit, p *ferry.Princip
 	if err := s.append(ctx, ev); err != nil {
 		s.logger.Error("audit append failed", "action", ev.Action, "err", err)
 	}
-	n, _ := s.notifier()
-	if n == nil || action == "password" {
+	if s.mail == nil || action == "password" {
 		return
 	}
 	claimed, err := s.db.ClaimShareNotice(ctx, sh.ID, now, now.Add(-ShareNoticeQuiet))
@@ -780,12 +768,10 @@ func (s *Service) shareUsed(ctx context.Context, v *ShareVisit, p *ferry.Princip
 	}
 	data := map[string]any{
 		"Sharer": sh.Email, "Path": sh.Path, "Action": action, "File": pth, "Remote": p.Remote,
-		"Time": now.UTC().Format(time.RFC1123), "Link": n.Link("/shares"), "ShareID": sh.ID,
+		"Time": now.UTC().Format(time.RFC1123), "Link": s.link("/shares"), "ShareID": sh.ID,
 		"Downloads": fmt.Sprint(sh.Downloads + boolToInt(action == "download")),
 	}
-	if err := n.Notify(ctx, "share_used", "en", []string{sh.Email}, data); err != nil {
-		s.logger.Error("queue share_used mail", "share", sh.ID, "err", err)
-	}
+	s.notify(ctx, "share_used", []string{sh.Email}, data)
 }
 
 func boolToInt(b bool) int {

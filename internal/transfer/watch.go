@@ -110,10 +110,10 @@ func (s *Service) Unwatch(ctx context.Context, p *ferry.Principal, id string) er
 // fileArrived is called once a new file (or version) f has been committed
 // by p: it queues a notice for every watcher of its folder but p.
 func (s *Service) fileArrived(ctx context.Context, p *ferry.Principal, f *ferry.File) {
-	n, batch := s.notifier()
-	if n == nil {
+	if s.mail == nil {
 		return
 	}
+	batch := s.watchBatch()
 	ctx = context.WithoutCancel(ctx)
 	ws, err := s.db.WatchesOfFolder(ctx, f.FolderID)
 	if err != nil {
@@ -137,8 +137,7 @@ func (s *Service) fileArrived(ctx context.Context, p *ferry.Principal, f *ferry.
 // FlushWatches sends every watch notification that is due; a periodic
 // sweep may call it so that batched notices go out after a restart too.
 func (s *Service) FlushWatches(ctx context.Context) error {
-	_, batch := s.notifier()
-	ws, err := s.db.WatchesDue(ctx, s.now().Add(-batch))
+	ws, err := s.db.WatchesDue(ctx, s.now().Add(-s.watchBatch()))
 	if err != nil {
 		return err
 	}
@@ -151,10 +150,10 @@ func (s *Service) FlushWatches(ctx context.Context) error {
 // flushWatch mails a watch's pending files if its window allows, and
 // reports whether the window allowed it.
 func (s *Service) flushWatch(ctx context.Context, id string) bool {
-	n, batch := s.notifier()
-	if n == nil {
+	if s.mail == nil {
 		return true
 	}
+	batch := s.watchBatch()
 	now := s.now()
 	names, err := s.db.TakeWatchEvents(ctx, id, now, now.Add(-batch))
 	if err != nil {
@@ -181,12 +180,10 @@ func (s *Service) flushWatch(ctx context.Context, id string) bool {
 		segs[i] = url.PathEscape(sg)
 	}
 	data := map[string]any{
-		"Folder": w.Path, "Files": names, "Count": len(names), "Link": n.Link("/files" + strings.Join(segs, "/")),
+		"Folder": w.Path, "Files": names, "Count": len(names), "Link": s.link("/files" + strings.Join(segs, "/")),
 		"Window": batch.String(),
 	}
-	if err := n.Notify(ctx, "watch_new_file", "en", []string{u.Email}, data); err != nil {
-		s.logger.Error("queue watch_new_file mail", "watch", id, "err", err)
-	}
+	s.notify(ctx, "watch_new_file", []string{u.Email}, data)
 	return true
 }
 
