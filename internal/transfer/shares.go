@@ -2,7 +2,6 @@ package transfer
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -159,7 +158,7 @@ func (s *Service) CreateShare(ctx context.Context, p *ferry.Principal, o ShareOp
 		return nil, "", s.fail(ctx, ev, err)
 	}
 	var raw [32]byte
-	if _, err := io.ReadFull(s.randReader(), raw[:]); err != nil {
+	if _, err := io.ReadFull(s.rand, raw[:]); err != nil {
 		return nil, "", s.fail(ctx, ev, ferry.E(op, ferry.Internal, err))
 	}
 	tok := base64.RawURLEncoding.EncodeToString(raw[:])
@@ -182,13 +181,6 @@ func (s *Service) CreateShare(ctx context.Context, p *ferry.Principal, o ShareOp
 		return nil, "", err
 	}
 	return sh, tok, nil
-}
-
-func (s *Service) randReader() io.Reader {
-	if s.rand != nil {
-		return s.rand
-	}
-	return rand.Reader
 }
 
 // shareOptions validates and applies the options of a new link.
@@ -227,7 +219,7 @@ func (s *Service) shareOptions(ctx context.Context, op string, p *ferry.Principa
 		sh.AllowedIPs = append(sh.AllowedIPs, pf.Masked())
 	}
 	if o.Password != "" {
-		if sh.PasswordHash, err = auth.HashPassword(o.Password, auth.DefaultPasswordParams, s.randReader()); err != nil {
+		if sh.PasswordHash, err = auth.HashPassword(o.Password, auth.DefaultPasswordParams, s.rand); err != nil {
 			return err
 		}
 	}
@@ -494,7 +486,7 @@ func (s *Service) UnlockShare(ctx context.Context, v *ShareVisit, remote, passwo
 		return "", ferry.E(op, ferry.Unauthenticated, "wrong password")
 	}
 	var raw [32]byte
-	if _, err := io.ReadFull(s.randReader(), raw[:]); err != nil {
+	if _, err := io.ReadFull(s.rand, raw[:]); err != nil {
 		return "", ferry.E(op, ferry.Internal, err)
 	}
 	secret := base64.RawURLEncoding.EncodeToString(raw[:])
@@ -704,7 +696,7 @@ func (s *Service) SharePut(ctx context.Context, v *ShareVisit, name string, r io
 	if _, err := s.db.FileByName(ctx, v.folder.ID, name); err == nil {
 		ext := path.Ext(name)
 		var sfx [4]byte
-		io.ReadFull(s.randReader(), sfx[:])
+		io.ReadFull(s.rand, sfx[:])
 		alt := strings.TrimSuffix(name, ext) + " (" + hex.EncodeToString(sfx[:]) + ")" + ext
 		if ferry.ValidName(alt) != nil {
 			return nil, ferry.E(op, ferry.Invalid, "choose a shorter file name")

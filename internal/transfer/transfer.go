@@ -2,6 +2,7 @@ package transfer
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -57,7 +58,7 @@ type Config struct {
 	KEKs    keys.KEKProvider
 	Audit   *audit.Log
 	Now     func() time.Time
-	Rand    io.Reader
+	Rand    io.Reader // crypto/rand.Reader when nil
 	Logger  *slog.Logger
 	Metrics Metrics
 	// UploadTTL is how long a resumable upload may sit without a write
@@ -75,6 +76,9 @@ func New(c Config) *Service {
 	ttl := c.UploadTTL
 	if ttl <= 0 {
 		ttl = DefaultUploadTTL
+	}
+	if c.Rand == nil {
+		c.Rand = rand.Reader
 	}
 	return &Service{db: c.DB, blobs: c.Blobs, keks: c.KEKs, log: c.Audit, now: c.Now, rand: c.Rand, logger: c.Logger, metrics: c.Metrics, uploadTTL: ttl, mail: c.Mail, guard: c.Guard}
 }
