@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -29,38 +28,20 @@ import (
 // PackageGuestCookie holds a package guest's session secret.
 const PackageGuestCookie = "__Host-ferry-guest"
 
-// pkgLimits are the guest pages' rate limits.
+// pkgLimits are the guest pages' rate limits; addresses are keyed by
+// auth.AddrKey (an IPv6 client holds a whole /64).
 type pkgLimits struct {
-	mu   sync.Mutex
-	addr map[string]*rate.Limiter // every guest request, per address
-	bad  map[string]*rate.Limiter // unknown or dead links, per address
-	tok  map[string]*rate.Limiter // per link
+	addr *limiterSet // every guest request, per address
+	bad  *limiterSet // unknown or dead links, per address
+	tok  *limiterSet // per link
 }
 
 func newPkgLimits() *pkgLimits {
-	return &pkgLimits{addr: map[string]*rate.Limiter{}, bad: map[string]*rate.Limiter{}, tok: map[string]*rate.Limiter{}}
-}
-
-func (g *pkgLimits) get(m map[string]*rate.Limiter, key string, every time.Duration, burst int) *rate.Limiter {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	l := m[key]
-	if l == nil {
-		if len(m) > 50000 { // bounded memory: start afresh rather than grow
-			clear(m)
-		}
-		l = rate.NewLimiter(rate.Every(every), burst)
-		m[key] = l
+	return &pkgLimits{
+		addr: newLimiterSet(rate.Every(250*time.Millisecond), 60),
+		bad:  newLimiterSet(rate.Every(time.Minute), 5),
+		tok:  newLimiterSet(rate.Every(2*time.Second), 30),
 	}
-	return l
-}
-
-func (g *pkgLimits) addrLimiter(a string) *rate.Limiter {
-	return g.get(g.addr, a, 250*time.Millisecond, 60)
-}
-func (g *pkgLimits) badLimiter(a string) *rate.Limiter { return g.get(g.bad, a, time.Minute, 5) }
-func (g *pkgLimits) tokLimiter(t string) *rate.Limiter {
-	return g.get(g.tok, t, 2*time.Second, 30)
 }
 
 // guestRoutes is the complete route table of the guest pages.
@@ -117,25 +98,26 @@ func (h *public) guest(gl *pkgLimits, fn pkgGuestFunc) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		ctx := r.Context()
 		addr := remoteHost(r)
+		key := auth.AddrKey(addr)
 		limited := func() {
 			w.Header().Set("Retry-After", "60")
 			h.guestPage(w, http.StatusTooManyRequests, "Slow down", "", &pkgGuestView{State: "limited"}, "", "Too many requests from your address. Wait a minute and try again.")
 		}
-		if !gl.addrLimiter(addr).Allow() || gl.badLimiter(addr).Tokens() < 1 {
+		if !gl.addr.allow(key) || gl.bad.blocked(key) {
 			limited()
 			return
 		}
 		token := r.PathValue("token")
 		pkg, rcpt, err := h.tr.PackageLink(ctx, token, addr)
 		if ferry.KindOf(err) == ferry.NotExist {
-			gl.badLimiter(addr).Allow()
+			gl.bad.allow(key)
 			h.guestPage(w, http.StatusNotFound, "Not available", "", &pkgGuestView{State: "gone"}, "", "")
 			return
 		} else if err != nil {
 			h.renderPage(w, r, &webReq{}, err)
 			return
 		}
-		if !gl.tokLimiter(token).Allow() {
+		if !gl.tok.allow(token) {
 			limited()
 			return
 		}

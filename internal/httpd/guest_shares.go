@@ -39,59 +39,80 @@ var (
 	guestLinkBurst = 5
 )
 
-const maxGuestLimiters = 10000
-
 // guestLimits counts failures per address and per link.
 type guestLimits struct {
-	mu   sync.Mutex
-	addr map[string]*rate.Limiter
-	link map[string]*rate.Limiter
+	addr, link *limiterSet
 }
 
-func (g *guestLimits) get(m map[string]*rate.Limiter, key string, r rate.Limit, burst int) *rate.Limiter {
-	l := m[key]
+func newGuestLimits() *guestLimits {
+	return &guestLimits{addr: newLimiterSet(guestAddrRate, guestAddrBurst), link: newLimiterSet(guestLinkRate, guestLinkBurst)}
+}
+
+// blocked reports whether an address has no failures left.
+func (g *guestLimits) blocked(addr string) bool { return g.addr.blocked(auth.AddrKey(addr)) }
+
+// linkBlocked reports whether a link has no wrong passwords left.
+func (g *guestLimits) linkBlocked(id string) bool { return g.link.blocked(id) }
+
+// fail counts a failure of an address and, when linkID is set, of a link.
+func (g *guestLimits) fail(addr, linkID string) {
+	g.addr.allow(auth.AddrKey(addr))
+	if linkID != "" {
+		g.link.allow(linkID)
+	}
+}
+
+// maxLimiters bounds the keys a limiterSet holds.
+const maxLimiters = 10000
+
+// limiterSet holds a token-bucket limiter per key (an address, a link),
+// bounded in memory: when full it drops the limiters that have recovered,
+// then arbitrary ones, rather than grow or forget every key at once.
+type limiterSet struct {
+	mu    sync.Mutex
+	r     rate.Limit
+	burst int
+	m     map[string]*rate.Limiter
+}
+
+func newLimiterSet(r rate.Limit, burst int) *limiterSet {
+	return &limiterSet{r: r, burst: burst, m: map[string]*rate.Limiter{}}
+}
+
+func (s *limiterSet) get(key string) *rate.Limiter {
+	l := s.m[key]
 	if l == nil {
-		if len(m) >= maxGuestLimiters {
-			for k, v := range m { // drop the ones that recovered
-				if v.Tokens() >= float64(burst) {
-					delete(m, k)
+		if len(s.m) >= maxLimiters {
+			for k, v := range s.m { // drop the ones that recovered
+				if v.Tokens() >= float64(s.burst) {
+					delete(s.m, k)
 				}
 			}
-			if len(m) >= maxGuestLimiters {
-				for k := range m {
-					delete(m, k)
+			for k := range s.m {
+				if len(s.m) < maxLimiters {
 					break
 				}
+				delete(s.m, k)
 			}
 		}
-		l = rate.NewLimiter(r, burst)
-		m[key] = l
+		l = rate.NewLimiter(s.r, s.burst)
+		s.m[key] = l
 	}
 	return l
 }
 
-// blocked reports whether an address has no failures left.
-func (g *guestLimits) blocked(addr string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.get(g.addr, auth.AddrKey(addr), guestAddrRate, guestAddrBurst).Tokens() < 1
+// allow takes a token for key, reporting whether there was one.
+func (s *limiterSet) allow(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.get(key).Allow()
 }
 
-// linkBlocked reports whether a link has no wrong passwords left.
-func (g *guestLimits) linkBlocked(id string) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.get(g.link, id, guestLinkRate, guestLinkBurst).Tokens() < 1
-}
-
-// fail counts a failure of an address and, when linkID is set, of a link.
-func (g *guestLimits) fail(addr, linkID string) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.get(g.addr, auth.AddrKey(addr), guestAddrRate, guestAddrBurst).Allow()
-	if linkID != "" {
-		g.get(g.link, linkID, guestLinkRate, guestLinkBurst).Allow()
-	}
+// blocked reports whether key has no token left, without taking one.
+func (s *limiterSet) blocked(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.get(key).Tokens() < 1
 }
 
 // shareGuest serves the visitor pages.
@@ -127,7 +148,7 @@ const browsePattern = "GET /s/{token}/browse/{path...}"
 // shareGuestRoutes is the visitor's route table; these routes need no
 // account (surface_test.go lists them as reviewed).
 func (h *public) shareGuestRoutes() []route {
-	g := &shareGuest{h: h, lim: &guestLimits{addr: map[string]*rate.Limiter{}, link: map[string]*rate.Limiter{}}}
+	g := &shareGuest{h: h, lim: newGuestLimits()}
 	return []route{
 		{"GET /s/{token}", g.wrap(g.show)},
 		{"POST /s/{token}", g.wrap(g.unlock)},
