@@ -145,3 +145,44 @@ func TestAdminGrantRevoke(t *testing.T) {
 		t.Fatalf("revoke not audited: %v\n%s", err, out)
 	}
 }
+
+// TestAdminUserRoleAndInvite: `ferry admin user role` changes a role and
+// ends the user's sessions; `ferry admin user invite` creates a user
+// without a password, never prints the link, warns when no SMTP server is
+// configured, and refuses someone who already chose a password.
+func TestAdminUserRoleAndInvite(t *testing.T) {
+	s := ferrytest.Start(t)
+	s.Admin("org", "create", "acme")
+	if _, errOut, err := s.Run(enablePassword+"\n", "admin", "user", "create", "--org", "acme", "--email", "bob@acme.test", "--password-stdin"); err != nil {
+		t.Fatalf("user create: %v\n%s", err, errOut)
+	}
+	if out := s.Admin("user", "role", "bob@acme.test", "--role", "admin"); !strings.Contains(out, "user bob@acme.test is now admin") {
+		t.Fatalf("user role printed %q", out)
+	}
+
+	out, errOut, err := s.Run("", "admin", "user", "invite", "--org", "acme", "--email", "Carol@acme.test")
+	if err != nil || !strings.Contains(out, "invited carol@acme.test;") || strings.Contains(out+errOut, "/invite/") ||
+		!strings.Contains(errOut, "no SMTP server configured") {
+		t.Fatalf("user invite: %v\n%s\n%s", err, out, errOut)
+	}
+	if out, _, err := s.Run("", "admin", "user", "invite", "--org", "acme", "--email", "carol@acme.test"); err != nil || !strings.Contains(out, "again") {
+		t.Fatalf("second invite: %v\n%s", err, out)
+	}
+
+	for _, tc := range []struct {
+		args  []string
+		want  string
+		usage bool
+	}{
+		{[]string{"user", "role", "bob@acme.test"}, "usage: ferry admin user role", true},
+		{[]string{"user", "role", "nobody@acme.test", "--role", "user"}, "no user", false},
+		{[]string{"user", "invite", "--org", "acme"}, "usage: ferry admin user invite", true},
+		{[]string{"user", "invite", "--org", "acme", "--email", "bob@acme.test"}, "already exists", false},
+	} {
+		_, _, err := s.Run("", append([]string{"admin"}, tc.args...)...)
+		var ue *cli.UsageError
+		if err == nil || !strings.Contains(err.Error(), tc.want) || errors.As(err, &ue) != tc.usage {
+			t.Errorf("admin %v: err = %v, want %q (usage error %v)", tc.args, err, tc.want, tc.usage)
+		}
+	}
+}
