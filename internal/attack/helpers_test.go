@@ -47,8 +47,8 @@ type world struct {
 	admin, alice, carol, ext, bob string // API tokens
 }
 
-// target is a running server: *ferrytest.Server (in-process) or *binServer
-// (the real binary, for tests that watch the process).
+// target is a running server, in this process or the real binary
+// (startBinary).
 type target interface {
 	Run(stdin string, args ...string) (stdout, stderr string, err error)
 	Admin(args ...string) string
@@ -60,11 +60,11 @@ type target interface {
 	Stop()
 }
 
-type inProcess struct{ *ferrytest.Server }
+type served struct{ *ferrytest.Server }
 
-func (s inProcess) URL() string        { return s.PublicURL }
-func (s inProcess) HTTP() *http.Client { return s.Client }
-func (s inProcess) Dir() string        { return s.Data }
+func (s served) URL() string        { return s.PublicURL }
+func (s served) HTTP() *http.Client { return s.Client }
+func (s served) Dir() string        { return s.Data }
 
 const (
 	reportPath = "/finance/2026/report.txt"
@@ -77,7 +77,7 @@ const (
 
 func newWorld(t testing.TB, opts ...ferrytest.Option) *world {
 	t.Helper()
-	return populate(t, inProcess{ferrytest.Start(t, opts...)})
+	return populate(t, served{ferrytest.Start(t, opts...)})
 }
 
 // populate creates the cast and the files on a running server.

@@ -88,7 +88,7 @@ func TestNoKeyMaterialOutsideKeys(t *testing.T) {
 			} else {
 				w = newWorld(t)
 			}
-			s := w.s.(inProcess).Server
+			s := w.s.(served).Server
 			markers := []string{reportBody, salaryBody}
 			big := strings.Repeat("ATTACK-MARKER-BIG-FILE-LINE ", 40000) // ~1 MB: many segments
 			ferrytest.Expect(t, s.Do("PUT", "/api/v1/files/finance/2026/big.txt", w.alice, strings.NewReader(big)), 201)

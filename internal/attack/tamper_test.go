@@ -88,7 +88,7 @@ func TestAuditTamperDetected(t *testing.T) {
 					} else {
 						w = newWorld(t)
 					}
-					s := w.s.(inProcess).Server
+					s := w.s.(served).Server
 					// Some reading and denied attempts, for records.
 					ferrytest.Body(t, s.Do("GET", "/api/v1/files"+reportPath, w.alice, nil))
 					ferrytest.Body(t, s.Do("GET", "/api/v1/files"+salaryPath, w.alice, nil))

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -34,6 +35,8 @@ type Server struct {
 
 	t      testing.TB
 	args   []string
+	binary bool      // run the built binary as a child process (WithBinary)
+	cmd    *exec.Cmd // the child process, with WithBinary
 	cancel context.CancelFunc
 	done   chan error
 	mu     sync.Mutex
@@ -56,6 +59,24 @@ func WithArgs(args ...string) Option {
 // WithData uses an existing data directory.
 func WithData(dir string) Option {
 	return func(s *Server) { s.Data = dir }
+}
+
+// WithBinary runs `ferry serve` as the real binary (Binary: not
+// race-instrumented) in a child process instead of in this one, for tests
+// that watch the process itself (its children, its memory: Pid). The child
+// gets only PATH and a temporary HOME from the environment; call RemoveBinary
+// from TestMain.
+func WithBinary() Option {
+	return func(s *Server) { s.binary = true }
+}
+
+// Pid returns the server's process id: the child's with WithBinary,
+// otherwise this process's.
+func (s *Server) Pid() int {
+	if s.cmd != nil {
+		return s.cmd.Process.Pid
+	}
+	return os.Getpid()
 }
 
 // Start runs `ferry serve` and stops it when the test ends.
@@ -93,11 +114,34 @@ func (s *Server) start() {
 	pr, pw := io.Pipe()
 	s.cancel, s.done = cancel, make(chan error, 1)
 	ready := make(chan struct{})
-	go func() {
-		err := cli.Run(ctx, args, cli.Env{Getenv: func(string) string { return "" }, Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: pw})
-		pw.Close()
-		s.done <- err
-	}()
+	if s.binary {
+		s.cmd = exec.Command(Binary(t), args...)
+		s.cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}
+		s.cmd.Stderr = pw
+		if err := s.cmd.Start(); err != nil {
+			cancel()
+			t.Fatal(err)
+		}
+		cmd := s.cmd
+		go func() {
+			err := cmd.Wait()
+			pw.Close()
+			s.done <- err
+		}()
+		// Stopping the child is SIGINT (what ^C does), SIGKILL after 20 s.
+		s.cancel = func() {
+			cancel()
+			cmd.Process.Signal(os.Interrupt)
+			// Kill once the process is gone is a harmless ErrProcessDone.
+			time.AfterFunc(20*time.Second, func() { cmd.Process.Kill() })
+		}
+	} else {
+		go func() {
+			err := cli.Run(ctx, args, cli.Env{Getenv: func(string) string { return "" }, Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: pw})
+			pw.Close()
+			s.done <- err
+		}()
+	}
 	go func() {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
