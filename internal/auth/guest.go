@@ -88,18 +88,25 @@ func (s *Service) VerifyGuestCode(ctx context.Context, pkg *ferry.Package, r *fe
 	if c.Used || !now.Before(c.Expires) || c.Tries >= GuestCodeTries {
 		return "", nil, fail("code used, expired or out of tries")
 	}
+	// The try is taken before the guess is compared, so that parallel
+	// guesses get no more than GuestCodeTries between them.
+	ok, n, err := s.db.TryGuestCode(ctx, c.ID, GuestCodeTries)
+	if err != nil {
+		return "", nil, err
+	} else if !ok {
+		return "", nil, fail("code used, expired or out of tries")
+	}
 	if len(code) > 20 || subtle.ConstantTimeCompare(guestCodeHash(r.ID, code), c.Hash) != 1 {
-		n, err := s.db.FailGuestCode(ctx, c.ID, GuestCodeTries)
-		if err != nil {
-			return "", nil, err
+		if n >= GuestCodeTries { // the last try: the code is used up
+			if _, err := s.db.UseGuestCode(ctx, c.ID); err != nil {
+				return "", nil, err
+			}
 		}
 		return "", nil, fail(fmt.Sprintf("wrong code (try %d of %d)", n, GuestCodeTries))
 	}
-	ok, err := s.db.UseGuestCode(ctx, c.ID)
-	if err != nil {
+	if ok, err = s.db.UseGuestCode(ctx, c.ID); err != nil {
 		return "", nil, err
-	}
-	if !ok {
+	} else if !ok {
 		return "", nil, fail("code already used")
 	}
 	var idb [8]byte

@@ -348,20 +348,21 @@ func (d *DB) CountGuestCodes(ctx context.Context, recipientID string, since time
 	return n, dbErr("CountGuestCodes", err)
 }
 
-// FailGuestCode counts a wrong try against a code, and uses it up at max
-// tries. It returns the tries so far.
-func (d *DB) FailGuestCode(ctx context.Context, id string, max int) (int, error) {
+// TryGuestCode takes one of a code's max tries, before the guess is
+// compared, so that parallel guesses can never outnumber the tries: it
+// returns false when the code is used up or has no try left, else true and
+// the tries taken so far (this one included).
+func (d *DB) TryGuestCode(ctx context.Context, id string, max int) (bool, int, error) {
+	res, err := d.sql.ExecContext(ctx, `UPDATE package_codes SET tries = tries + 1 WHERE id = $1 AND used = 0 AND tries < $2`, id, max)
+	if err != nil {
+		return false, 0, dbErr("TryGuestCode", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return false, 0, dbErr("TryGuestCode", err)
+	}
 	var n int
-	err := d.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `UPDATE package_codes SET tries = tries + 1 WHERE id = $1`, id); err != nil {
-			return dbErr("FailGuestCode", err)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE package_codes SET used = 1 WHERE id = $1 AND tries >= $2`, id, max); err != nil {
-			return dbErr("FailGuestCode", err)
-		}
-		return dbErr("FailGuestCode", tx.QueryRowContext(ctx, `SELECT tries FROM package_codes WHERE id = $1`, id).Scan(&n))
-	})
-	return n, err
+	err = d.sql.QueryRowContext(ctx, `SELECT tries FROM package_codes WHERE id = $1`, id).Scan(&n)
+	return true, n, dbErr("TryGuestCode", err)
 }
 
 // UseGuestCode marks a code used; false if it already was (single use, even
