@@ -1,8 +1,10 @@
 package httpd
 
 import (
+	"cmp"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"ferry.dev/ferry/internal/ferry"
@@ -102,9 +104,7 @@ func (h *public) moveChooser(w http.ResponseWriter, r *http.Request, wr *webReq)
 
 // sortChoices sorts folders by name, case-insensitively.
 func sortChoices(c []moveChoice) {
-	for i := 1; i < len(c); i++ {
-		for j := i; j > 0 && strings.ToLower(c[j].Name) < strings.ToLower(c[j-1].Name); j-- {
-			c[j], c[j-1] = c[j-1], c[j]
-		}
-	}
+	slices.SortStableFunc(c, func(a, b moveChoice) int {
+		return cmp.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name))
+	})
 }
