@@ -243,8 +243,8 @@ func (h *adminPlane) dashboard(w http.ResponseWriter, r *http.Request, ar *admin
 		fin, fout = append(fin, day.FilesIn), append(fout, day.FilesOut)
 		fail = append(fail, day.FailedLogins)
 	}
-	dd.BytesChart = newBarChart("Bytes in and out per day", labels, humanBytes, series{"in", "Bytes in", bin}, series{"out", "Bytes out", bout})
-	count := func(n int64) string { return itoa64(n) }
+	dd.BytesChart = newBarChart("Bytes in and out per day", labels, humanSize, series{"in", "Bytes in", bin}, series{"out", "Bytes out", bout})
+	count := func(n int64) string { return strconv.FormatInt(n, 10) }
 	dd.FilesChart = newBarChart("Files in and out per day", labels, count, series{"in", "Files in", fin}, series{"out", "Files out", fout})
 	dd.FailChart = newBarChart("Failed sign-ins per day", labels, count, series{"fail", "Failed sign-ins", fail})
 	dd.OrgChart = newHBarChart("Bytes in and out per organisation", dash.Orgs)

@@ -1,6 +1,10 @@
 package httpd
 
-import "ferry.dev/ferry/internal/admin"
+import (
+	"strconv"
+
+	"ferry.dev/ferry/internal/admin"
+)
 
 // Charts for the admin dashboard, drawn on the server as inline SVG by the
 // templates in web/admin/charts.html: no chart script, and no style
@@ -132,9 +136,9 @@ func newHBarChart(title string, rows []admin.NamedTraffic) *hbarChart {
 		wIn := int(int64(plotW) * r.BytesIn / max)
 		wOut := int(int64(plotW) * r.BytesOut / max)
 		c.Bars = append(c.Bars,
-			svgBar{X: hbarLabelW, Y: y + 3, W: wIn, H: hbarRow - 6, Class: "in", Title: r.Name + ": in " + humanBytes(r.BytesIn) + ", " + itoa64(r.FilesIn) + " files"},
-			svgBar{X: hbarLabelW + wIn, Y: y + 3, W: wOut, H: hbarRow - 6, Class: "out", Title: r.Name + ": out " + humanBytes(r.BytesOut) + ", " + itoa64(r.FilesOut) + " files"})
-		c.Texts = append(c.Texts, svgText{hbarLabelW + wIn + wOut + 6, y + 15, "value", humanBytes(r.BytesIn + r.BytesOut)})
+			svgBar{X: hbarLabelW, Y: y + 3, W: wIn, H: hbarRow - 6, Class: "in", Title: r.Name + ": in " + humanSize(r.BytesIn) + ", " + strconv.FormatInt(r.FilesIn, 10) + " files"},
+			svgBar{X: hbarLabelW + wIn, Y: y + 3, W: wOut, H: hbarRow - 6, Class: "out", Title: r.Name + ": out " + humanSize(r.BytesOut) + ", " + strconv.FormatInt(r.FilesOut, 10) + " files"})
+		c.Texts = append(c.Texts, svgText{hbarLabelW + wIn + wOut + 6, y + 15, "value", humanSize(r.BytesIn + r.BytesOut)})
 	}
 	c.Legend = []legendItem{{X: hbarLabelW, Y: 8, Class: "in", Name: "in"}, {X: hbarLabelW + 150, Y: 8, Class: "out", Name: "out"}}
 	return c

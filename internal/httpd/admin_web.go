@@ -60,7 +60,7 @@ func adminFuncs() template.FuncMap {
 			return t.UTC().Format("2006-01-02 15:04:05Z")
 		},
 		"day":   func(t time.Time) string { return t.UTC().Format("2006-01-02") },
-		"bytes": humanBytes,
+		"bytes": humanSize,
 		"perm": func(v *admin.OrgView, userID, folderID string) string {
 			for _, g := range v.Grants {
 				if g.UserID == userID && g.FolderID == folderID {
@@ -70,44 +70,6 @@ func adminFuncs() template.FuncMap {
 			return ""
 		},
 	}
-}
-
-// humanBytes formats a byte count with a binary unit.
-func humanBytes(n int64) string {
-	const units = "KMGTPE"
-	if n < 1024 {
-		return itoa64(n) + " B"
-	}
-	f, i := float64(n)/1024, 0
-	for f >= 1024 && i < len(units)-1 {
-		f /= 1024
-		i++
-	}
-	whole := int64(f*10+0.5) / 10
-	tenth := int64(f*10+0.5) % 10
-	return itoa64(whole) + "." + itoa64(tenth) + " " + string(units[i]) + "iB"
-}
-
-func itoa64(n int64) string {
-	if n == 0 {
-		return "0"
-	}
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	if neg {
-		i--
-		b[i] = '-'
-	}
-	return string(b[i:])
 }
 
 // loadAdminPages parses admin/layout.html with each other page of
