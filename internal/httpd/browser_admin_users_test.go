@@ -48,6 +48,9 @@ func TestBrowserAdminEnableAndRevoke(t *testing.T) {
 		chromedp.Navigate(base+"/admin/orgs/acme/folders"),
 		chromedp.WaitVisible(chromedp.Search(`//table[@id="grants"]//td[@class="granted"][contains(., "list,read")]`)),
 		chromedp.Click(chromedp.CSS(`#grants button[aria-label="Remove the grant of bob@acme.test on /projects"]`)),
+		// The form is on the page before the click too: wait for the
+		// answer's page, on which the button is gone.
+		chromedp.WaitNotPresent(chromedp.CSS(`#grants button[aria-label="Remove the grant of bob@acme.test on /projects"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#grant-form`)),
 	)
 	if cells := text(t, ctx, `#grants tbody`); strings.Contains(cells, "list,read") {
