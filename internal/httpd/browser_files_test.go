@@ -260,7 +260,9 @@ func TestBrowserFiles(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`#new-folder button`)),
 		chromedp.WaitVisible(chromedp.CSS(`a.folder[href="/files/finance/Reports%202026/"]`)),
 		chromedp.Click(chromedp.CSS(`a.folder[href="/files/finance/Reports%202026/"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`#rename-form`)),
+		// /files/finance has a #rename-form too (every folder but the
+		// root does): wait for the new folder's own.
+		chromedp.WaitVisible(chromedp.CSS(`#rename-form #rename-name[value="Reports 2026"]`)),
 	)
 	run(t, ctx, "rename it",
 		chromedp.Clear(chromedp.CSS(`#rename-name`)),
@@ -269,6 +271,9 @@ func TestBrowserFiles(t *testing.T) {
 		chromedp.WaitVisible(chromedp.Search(`//p[@role="status"][contains(., "Renamed.")]`)),
 		chromedp.WaitVisible(chromedp.CSS(`a.folder[href="/files/finance/Reports/"]`)),
 		chromedp.Click(chromedp.CSS(`a.folder[href="/files/finance/Reports/"]`)),
+		// /files/finance, where the click is made, has a #delete-form
+		// too: wait for the page of the folder to delete.
+		chromedp.WaitVisible(chromedp.CSS(`#rename-form #rename-name[value="Reports"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#delete-form`)),
 	)
 	run(t, ctx, "delete it",

@@ -220,11 +220,14 @@ func TestShareLinks(t *testing.T) {
 
 	t.Run("expiry", func(t *testing.T) {
 		c := newGuestCurl(t, s, "127.0.0.5")
-		sh := makeShare(t, s, alice, map[string]any{"path": "/docs/report.txt", "expires": time.Now().Add(2 * time.Second).UTC().Format(time.RFC3339Nano)})
+		// Creating the link and the first visit (a curl process) must both
+		// happen before it expires: a few seconds, for a loaded machine.
+		expires := time.Now().Add(5 * time.Second)
+		sh := makeShare(t, s, alice, map[string]any{"path": "/docs/report.txt", "expires": expires.UTC().Format(time.RFC3339Nano)})
 		if r := c.do(sh.URL); r.status != 200 {
 			t.Fatalf("before expiry: %d", r.status)
 		}
-		time.Sleep(2500 * time.Millisecond)
+		time.Sleep(time.Until(expires) + 500*time.Millisecond)
 		r := c.do(sh.URL + "/download/")
 		expectGone(t, r, "after expiry")
 		goneBodies = append(goneBodies, r.body)
