@@ -18,14 +18,14 @@
 //     against the organisation's root ("/.." is "/"), then validated by
 //     transfer (NUL, control characters, overlong names: FAILURE).
 //   - A write handle is one session of a resumable upload in transfer: the
-//     bytes stream, in order, through a pipe into one WriteUpload, and the
-//     file becomes visible only when the client closes the handle after a
+//     bytes are written, in order, into one part (transfer.UploadPart), which
+//     encrypts and stores each write as it comes, and the file becomes visible only when the client closes the handle after a
 //     complete, gap-free session. A dropped connection, a gap, or any error
 //     leaves the previous version untouched; the bytes stored in order stay
 //     resumable (OpenSSH's reput: stat shows the unfinished upload's size,
 //     and an open without truncate continues it). Out-of-order writes are
-//     reordered in a bounded in-memory window; no plaintext is written to
-//     disk.
+//     reordered in a bounded in-memory window (buffers reused); no
+//     plaintext is written to disk.
 //   - A download opens one audited stream per contiguous range read.
 //   - A malformed packet gets an error status or closes that session only;
 //     a panic in a handler becomes an error status.

@@ -216,9 +216,24 @@ func (h *handlers) cancelPending(path, keep string) (int, error) {
 	return n, nil
 }
 
-// writeUpload implements uploadStore.
-func (h *handlers) writeUpload(ctx context.Context, id string, offset int64, r io.Reader) (int64, error) {
-	_, n, err := h.tr.WriteUpload(ctx, h.p, id, offset, r, nil)
+// beginPart implements uploadStore.
+func (h *handlers) beginPart(ctx context.Context, id string, offset int64) (uploadPart, error) {
+	w, u, err := h.tr.OpenUploadPart(ctx, h.p, id, offset, nil)
+	switch {
+	case err != nil:
+		return nil, err
+	case w == nil:
+		// Cannot happen for SFTP uploads, whose length is open.
+		return nil, ferry.Errorf("sftpd.beginPart", ferry.Conflict, "the upload has all of its %d bytes", u.Size)
+	}
+	return transferPart{w}, nil
+}
+
+// transferPart is a transfer.UploadPart as an uploadPart.
+type transferPart struct{ *transfer.UploadPart }
+
+func (p transferPart) finish(cause error) (int64, error) {
+	_, n, err := p.Finish(cause)
 	return n, err
 }
 

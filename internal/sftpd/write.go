@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
@@ -32,19 +31,28 @@ const (
 // uploadStore is what an upload needs from transfer's resumable uploads,
 // bound to the session's principal (handlers implement it; tests fake it).
 type uploadStore interface {
-	// writeUpload stores the bytes read from r, up to EOF or a read error,
-	// at offset of upload id and returns how many it stored: bytes that
-	// arrived before a read error are kept.
-	writeUpload(ctx context.Context, id string, offset int64, r io.Reader) (int64, error)
+	// beginPart begins a part of upload id at offset: what is written to
+	// the part is encrypted and stored at once, and recorded when the part
+	// is finished.
+	beginPart(ctx context.Context, id string, offset int64) (uploadPart, error)
 	// completeUpload makes the upload the file at its path.
 	completeUpload(ctx context.Context, id string) error
 	// cancelUpload discards the upload and what it stored.
 	cancelUpload(ctx context.Context, id string) error
 }
 
+// uploadPart is one part of a resumable upload (transfer.UploadPart).
+type uploadPart interface {
+	Write(p []byte) (int, error)
+	// finish records the part and returns the bytes stored. cause is why
+	// the session ended early, or nil: the bytes written before it are kept
+	// all the same, so that the upload can resume after them.
+	finish(cause error) (int64, error)
+}
+
 // upload is an SFTP file handle opened for writing: one session of a
-// resumable upload in transfer. It streams the bytes, in order, through a
-// pipe into one WriteUpload, which encrypts and stores them; Close, after a
+// resumable upload in transfer. It writes the bytes, in order, into one
+// part, which encrypts and stores them as they come; Close, after a
 // clean session without gaps, completes the upload, and only then does the
 // new version become visible, replacing the old one. If anything goes wrong
 // — a gap, a write that cannot be placed, the connection dropping — the
@@ -72,19 +80,22 @@ type upload struct {
 	shared *budget
 	wake   func() // wakes the upload's waiters (for shared)
 
-	mu      sync.Mutex
-	cond    sync.Cond
-	pw      *io.PipeWriter   // nil until the first in-order byte arrives
-	done    chan struct{}    // closed when WriteUpload has returned
-	stored  int64            // WriteUpload's count, set before done closes
-	werr    error            // WriteUpload's error, set before done closes
-	next    int64            // offset of the next byte the pipe expects
-	pending map[int64][]byte // out-of-order writes, copied
-	held    int              // bytes in pending, all taken from shared
-	writing bool             // a WriteAt is feeding the pipe
-	err     error            // sticky: the session has failed
-	closed  bool
-	onClose func()
+	mu   sync.Mutex
+	cond sync.Cond
+	// part is opened by the first in-order write; only the WriteAt that
+	// is writing (writing set) uses it, and finishPart ends it once.
+	part     uploadPart
+	opened   bool              // part was opened (and must be finished)
+	finished bool              // finishPart has run: no more writes
+	stored   int64             // the part's count, once finished
+	werr     error             // the part's error (opening, writing or finishing)
+	next     int64             // offset of the next byte to write
+	pending  map[int64]*[]byte // out-of-order writes, copied (getHold)
+	held     int               // bytes in pending, all taken from shared
+	writing  bool              // a WriteAt is writing to the part
+	err      error             // sticky: the session has failed
+	closed   bool
+	onClose  func()
 }
 
 // newUpload returns the handle for a session of upload id, which has start
@@ -92,7 +103,7 @@ type upload struct {
 // shared is the server-wide budget for out-of-order data (nil: none).
 func newUpload(ctx context.Context, store uploadStore, path, id string, start int64, shared *budget, errf func(error) error) *upload {
 	u := &upload{ctx: ctx, store: store, path: path, id: id, start: start, next: start, errf: errf,
-		pending: map[int64][]byte{}, window: windowBytes, wait: windowWait, startWait: startWait, shared: shared}
+		pending: map[int64]*[]byte{}, window: windowBytes, wait: windowWait, startWait: startWait, shared: shared}
 	u.cond.L = &u.mu
 	u.wake = func() {
 		u.mu.Lock()
@@ -108,20 +119,46 @@ func (u *upload) reserve(n int) bool {
 	return u.held+n <= u.window && u.shared.tryAcquire(int64(n), u, u.wake)
 }
 
-// startWrite starts the WriteUpload that the pipe feeds. u.mu is held.
-func (u *upload) startWrite() {
-	pr, pw := io.Pipe()
-	u.pw, u.done = pw, make(chan struct{})
-	go func() {
-		defer close(u.done)
-		u.stored, u.werr = u.store.writeUpload(u.ctx, u.id, u.start, pr)
-		// Unblock a WriteAt still feeding the pipe.
-		if u.werr != nil {
-			pr.CloseWithError(u.werr)
-		} else {
-			pr.CloseWithError(errors.New("upload session already ended"))
+// write stores chunk, the next bytes of the upload, opening the part on
+// the first. It is called with u.writing set and u.mu not held.
+func (u *upload) write(chunk []byte) error {
+	if u.part == nil {
+		if u.finished {
+			return errors.New("upload session already ended")
 		}
-	}()
+		part, err := u.store.beginPart(u.ctx, u.id, u.start)
+		if err != nil {
+			u.werr = err
+			return err
+		}
+		u.part, u.opened = part, true
+	}
+	_, err := u.part.Write(chunk)
+	return err
+}
+
+// finishPart ends the part, once, keeping what it stored (cause: why the
+// session ended early, or nil), and returns the count and the part's error.
+// u.mu is held and nobody is writing; it is released while the part is
+// recorded.
+func (u *upload) finishPart(cause error) (int64, error) {
+	if u.finished {
+		return u.stored, u.werr
+	}
+	u.finished = true
+	part := u.part
+	u.part = nil
+	if part == nil {
+		return 0, u.werr
+	}
+	u.mu.Unlock()
+	n, err := part.finish(cause)
+	u.mu.Lock()
+	u.stored = n
+	if u.werr == nil {
+		u.werr = err
+	}
+	return u.stored, u.werr
 }
 
 // fed reports whether any byte has gone into the pipe. u.mu is held.
@@ -178,15 +215,11 @@ func (u *upload) WriteAt(p []byte, off int64) (n int, err error) {
 	return u.hold(p, off)
 }
 
-// feed writes p, which starts at u.next, into the pipe, then whatever
-// pending data follows it. u.mu is held, but not while writing to the pipe,
-// which blocks until WriteUpload has taken the bytes.
+// feed writes p, which starts at u.next, then whatever pending data follows
+// it. u.mu is held, but not while writing.
 func (u *upload) feed(p []byte) (int, error) {
-	if u.pw == nil {
-		u.startWrite()
-	}
-	pw := u.pw
 	chunk := p
+	var held *[]byte // chunk's buffer when it was held
 	u.writing = true
 	defer func() {
 		u.writing = false
@@ -195,7 +228,12 @@ func (u *upload) feed(p []byte) (int, error) {
 	for {
 		u.next += int64(len(chunk))
 		u.mu.Unlock()
-		_, err := pw.Write(chunk)
+		err := u.write(chunk)
+		// The part has encrypted and stored the bytes: the buffer is free.
+		if held != nil {
+			putHold(held)
+			held = nil
+		}
 		u.mu.Lock()
 		if err != nil {
 			return 0, u.fail(u.errf(err))
@@ -204,9 +242,10 @@ func (u *upload) feed(p []byte) (int, error) {
 			return 0, u.err
 		}
 		var ok bool
-		if chunk, ok = u.pending[u.next]; !ok {
+		if held, ok = u.pending[u.next]; !ok {
 			return len(p), nil
 		}
+		chunk = *held
 		delete(u.pending, u.next)
 		u.held -= len(chunk)
 		u.shared.release(int64(len(chunk)))
@@ -248,7 +287,7 @@ func (u *upload) hold(p []byte, off int64) (int, error) {
 		u.unreserve(reserved, len(p))
 		return u.feed(p)
 	}
-	u.pending[off] = append([]byte(nil), p...)
+	u.pending[off] = getHold(p)
 	u.held += len(p)
 	return len(p), nil
 }
@@ -292,6 +331,9 @@ func (u *upload) fail(err error) error {
 	if u.err == nil {
 		u.err = err
 		u.shared.release(int64(u.held))
+		for _, b := range u.pending {
+			putHold(b)
+		}
 		u.pending, u.held = nil, 0
 		u.cond.Broadcast()
 	}
@@ -306,16 +348,16 @@ func (u *upload) TransferError(err error) {
 	u.mu.Unlock()
 }
 
-// abort fails the session (the connection is going away) without waiting:
-// the bytes already in the pipe are stored, and the upload stays resumable.
+// abort fails the session (the connection is going away): the bytes
+// already written are recorded, and the upload stays resumable from there.
 func (u *upload) abort() {
 	u.mu.Lock()
+	defer u.mu.Unlock()
 	u.fail(errUploadAborted)
-	pw := u.pw
-	u.mu.Unlock()
-	if pw != nil {
-		pw.CloseWithError(errUploadAborted)
+	for u.writing {
+		u.cond.Wait()
 	}
+	u.finishPart(u.err)
 }
 
 // Close ends the session. After a clean one that wrote every byte from the
@@ -340,25 +382,21 @@ func (u *upload) Close() (err error) {
 			u.fail(u.aheadErr(u.lowestPending()))
 		}
 	}
-	err, pw, done, fed := u.err, u.pw, u.done, u.next-u.start
+	err, fed := u.err, u.next-u.start
+	stored, werr := u.finishPart(err)
+	opened := u.opened
 	u.mu.Unlock()
 	if u.onClose != nil {
 		defer u.onClose()
 	}
-	var stored int64
-	if pw != nil {
-		if err != nil {
-			pw.CloseWithError(err)
-		} else {
-			pw.Close()
-		}
-		<-done
-		stored = u.stored
-		if err == nil && u.werr != nil {
-			err = u.errf(u.werr)
+	if opened {
+		if err == nil && werr != nil {
+			err = u.errf(werr)
 		} else if err == nil && stored != fed {
 			err = u.errf(ferry.Errorf("sftpd.upload", ferry.Internal, "stored %d of the %d bytes written", stored, fed))
 		}
+	} else if err == nil && werr != nil {
+		err = u.errf(werr)
 	}
 	// A detached context: the client may be gone, and what was stored must
 	// be completed or tidied up all the same.

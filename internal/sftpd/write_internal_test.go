@@ -29,36 +29,48 @@ type fakeStore struct {
 	delay     time.Duration
 }
 
-func (f *fakeStore) writeUpload(ctx context.Context, id string, offset int64, r io.Reader) (int64, error) {
-	f.mu.Lock()
-	f.sessions++
-	if offset != int64(len(f.stored)) {
-		f.mu.Unlock()
-		return 0, ferry.Errorf("fake.WriteUpload", ferry.Conflict, "the upload is at offset %d, not %d", len(f.stored), offset)
-	}
-	f.mu.Unlock()
-	var buf bytes.Buffer
-	b := make([]byte, 256<<10)
-	var err error
-	for {
-		n, rerr := r.Read(b)
-		buf.Write(b[:n])
-		if f.delay > 0 {
-			time.Sleep(f.delay)
-		}
-		if rerr == io.EOF {
-			break
-		}
-		if rerr != nil {
-			err = ferry.E("fake.WriteUpload", ferry.Invalid, "upload interrupted", rerr)
-			break
-		}
-	}
+func (f *fakeStore) beginPart(ctx context.Context, id string, offset int64) (uploadPart, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.stored = append(f.stored, buf.Bytes()...)
-	f.readErr = err
-	return int64(buf.Len()), err
+	f.sessions++
+	if offset != int64(len(f.stored)) {
+		return nil, ferry.Errorf("fake.WriteUpload", ferry.Conflict, "the upload is at offset %d, not %d", len(f.stored), offset)
+	}
+	return &fakePart{f: f}, nil
+}
+
+// fakePart is one session's part: it collects the bytes and adds them to
+// the store when finished, with or without a cause.
+type fakePart struct {
+	f    *fakeStore
+	buf  bytes.Buffer
+	done bool
+}
+
+func (p *fakePart) Write(b []byte) (int, error) {
+	if p.done {
+		panic("write after finish")
+	}
+	if p.f.delay > 0 {
+		time.Sleep(p.f.delay)
+	}
+	return p.buf.Write(b)
+}
+
+func (p *fakePart) finish(cause error) (int64, error) {
+	if p.done {
+		panic("finished twice")
+	}
+	p.done = true
+	p.f.mu.Lock()
+	defer p.f.mu.Unlock()
+	p.f.stored = append(p.f.stored, p.buf.Bytes()...)
+	var err error
+	if cause != nil {
+		err = ferry.E("fake.WriteUpload", ferry.Invalid, "upload interrupted", cause)
+	}
+	p.f.readErr = err
+	return int64(p.buf.Len()), err
 }
 
 func (f *fakeStore) completeUpload(ctx context.Context, id string) error {

@@ -179,22 +179,62 @@ func (s *Service) Uploads(ctx context.Context, p *ferry.Principal, path string) 
 // arrived: WriteUpload returns their count with the read error, and the
 // upload continues from there. The returned upload is the updated one.
 func (s *Service) WriteUpload(ctx context.Context, p *ferry.Principal, id string, offset int64, r io.Reader, chunkSHA256 []byte) (*ferry.Upload, int64, error) {
+	w, u, err := s.OpenUploadPart(ctx, p, id, offset, chunkSHA256)
+	if w == nil {
+		return u, 0, err
+	}
+	bp := s.buffer()
+	_, rerr := copyBuffered(ctx, w, r, *bp)
+	s.bufs.Put(bp)
+	return w.Finish(rerr)
+}
+
+// UploadPart is one part of a resumable upload being written, for a caller
+// that has the bytes in hand rather than behind a reader (the SFTP server):
+// each Write encrypts, hashes and stores its bytes at once, and Finish
+// records the part. WriteUpload is OpenUploadPart, a copy and Finish.
+// An UploadPart is not safe for concurrent use.
+type UploadPart struct {
+	s     *Service
+	ctx   context.Context // the caller's: Write stops when it ends
+	wctx  context.Context // detached: what was stored is recorded regardless
+	op    string
+	u     *ferry.Upload
+	ev    *ferry.Event
+	dek   []byte
+	part  db.Part
+	bw    blob.Writer
+	ew    *keys.Writer
+	h     hash.Hash // the whole upload's SHA-256, resumed
+	ch    hash.Hash // the part's, when a checksum was given
+	sum   []byte    // that checksum
+	limit int64     // bytes the upload still lacks
+	n     int64     // bytes stored
+	werr  error     // sticky: the first Write error
+	done  bool
+}
+
+// OpenUploadPart begins a part of upload id at offset, with the checks of
+// WriteUpload. It returns a nil part, with the upload and the error, when
+// nothing may be written; a nil part and a nil error mean the upload has
+// every byte already. The caller must call Finish on a part it gets.
+func (s *Service) OpenUploadPart(ctx context.Context, p *ferry.Principal, id string, offset int64, chunkSHA256 []byte) (*UploadPart, *ferry.Upload, error) {
 	const op = "transfer.WriteUpload"
 	u, err := s.ownUpload(ctx, op, p, id)
 	if err != nil {
-		return nil, 0, err
+		return nil, nil, err
 	}
 	if offset != u.Received {
-		return u, 0, ferry.Errorf(op, ferry.Conflict, "the upload is at offset %d, not %d", u.Received, offset)
+		return nil, u, ferry.Errorf(op, ferry.Conflict, "the upload is at offset %d, not %d", u.Received, offset)
 	}
 	if u.Received == u.Size {
-		return u, 0, nil
+		return nil, u, nil
 	}
 	if u.Size == SizeDeferred && offset > math.MaxInt64/2 {
-		return u, 0, ferry.E(op, ferry.TooLarge, "upload too large")
+		return nil, u, ferry.E(op, ferry.TooLarge, "upload too large")
 	}
 	if chunkSHA256 != nil && len(chunkSHA256) != sha256.Size {
-		return u, 0, ferry.E(op, ferry.Invalid, "a SHA-256 checksum is 32 bytes")
+		return nil, u, ferry.E(op, ferry.Invalid, "a SHA-256 checksum is 32 bytes")
 	}
 	ev := s.event(p, "upload.write", u.Path)
 	ev.Object, ev.Offset = u.ID, offset
@@ -202,92 +242,139 @@ func (s *Service) WriteUpload(ctx context.Context, p *ferry.Principal, id string
 	// byte is read (and again at completion).
 	parentPath, _ := ferry.ParentPath(u.Path)
 	if err := s.check(ctx, op, p, ev, parentPath, ferry.PermWrite); err != nil {
-		return u, 0, err
+		return nil, u, err
 	}
 	// From here on, stored bytes must be recorded even if the caller gives
 	// up (the client went away): the record is what makes them resumable.
-	wctx := context.WithoutCancel(ctx)
+	w := &UploadPart{s: s, ctx: ctx, wctx: context.WithoutCancel(ctx), op: op, u: u, ev: ev, sum: chunkSHA256}
+	if err := w.open(offset); err != nil {
+		w.release()
+		return nil, u, s.fail(ctx, ev, err)
+	}
+	w.limit = u.Size - offset
+	if u.Size == SizeDeferred {
+		w.limit = math.MaxInt64 - offset
+	}
+	return w, u, nil
+}
 
-	dek, err := s.keks.Unwrap(wctx, u.OrgID, u.KEKID, u.WrappedKey, []byte(u.FileID))
-	if err != nil {
-		return u, 0, s.fail(ctx, ev, err)
+// open unwraps the file's key and creates the part's blob.
+func (w *UploadPart) open(offset int64) error {
+	u := w.u
+	var err error
+	if w.dek, err = w.s.keks.Unwrap(w.wctx, u.OrgID, u.KEKID, u.WrappedKey, []byte(u.FileID)); err != nil {
+		return err
 	}
-	defer clear(dek)
-	part := db.Part{Index: u.Parts, BlobID: blob.NewID(), Offset: offset}
-	keyID, err := blobKeyID(part.BlobID)
+	w.part = db.Part{Index: u.Parts, BlobID: blob.NewID(), Offset: offset}
+	keyID, err := blobKeyID(w.part.BlobID)
 	if err != nil {
-		return u, 0, s.fail(ctx, ev, err)
+		return err
 	}
-	pk, err := keys.PartKey(dek, keyID)
+	pk, err := keys.PartKey(w.dek, keyID)
 	if err != nil {
-		return u, 0, s.fail(ctx, ev, err)
+		return err
 	}
 	defer clear(pk)
-	h, err := openHash(dek, u.ID, u.HashState)
-	if err != nil {
-		return u, 0, s.fail(ctx, ev, err)
+	if w.h, err = openHash(w.dek, u.ID, u.HashState); err != nil {
+		return err
 	}
-	bw, err := s.blobs.Create(wctx, part.BlobID)
-	if err != nil {
-		return u, 0, s.fail(ctx, ev, err)
+	if w.bw, err = w.s.blobs.Create(w.wctx, w.part.BlobID); err != nil {
+		return err
 	}
-	defer bw.Abort() // after Commit: a no-op
-	ew, err := keys.NewWriter(bw, pk, keyID)
-	if err != nil {
-		return u, 0, s.fail(ctx, ev, err)
+	if w.ew, err = keys.NewWriter(w.bw, pk, keyID); err != nil {
+		return err
 	}
-	dst := io.MultiWriter(ew, h)
-	var ch hash.Hash
-	if chunkSHA256 != nil {
-		ch = sha256.New()
-		dst = io.MultiWriter(ew, h, ch)
+	if w.sum != nil {
+		w.ch = sha256.New()
 	}
-	limit := u.Size - offset
-	if u.Size == SizeDeferred {
-		limit = math.MaxInt64 - offset
+	return nil
+}
+
+// release wipes the file's key and drops an uncommitted blob.
+func (w *UploadPart) release() {
+	clear(w.dek)
+	if w.bw != nil {
+		w.bw.Abort() // after Commit: a no-op
 	}
-	bp := s.buffer()
-	n, rerr := copyBuffered(ctx, dst, io.LimitReader(r, limit), *bp)
-	s.bufs.Put(bp)
-	if rerr == nil && n == limit && u.Size != SizeDeferred {
-		// The upload is full: anything more is past its declared length.
-		var one [1]byte
-		if m, _ := r.Read(one[:]); m > 0 {
-			return u, 0, s.fail(ctx, ev, ferry.Errorf(op, ferry.TooLarge, "more than the upload's declared length of %d bytes", u.Size))
-		}
+}
+
+// Write encrypts, hashes and stores b. Bytes beyond the upload's declared
+// length are TooLarge, and then nothing of the part is kept.
+func (w *UploadPart) Write(b []byte) (int, error) {
+	switch {
+	case w.werr != nil:
+		return 0, w.werr
+	case w.done:
+		return 0, ferry.E(w.op, ferry.Internal, "write after the part was finished")
+	case int64(len(b)) > w.limit-w.n:
+		w.werr = ferry.Errorf(w.op, ferry.TooLarge, "more than the upload's declared length of %d bytes", w.u.Size)
+		return 0, w.werr
+	}
+	if err := w.ctx.Err(); err != nil {
+		return 0, err
+	}
+	if _, err := w.ew.Write(b); err != nil {
+		w.werr = err
+		return 0, err
+	}
+	w.h.Write(b)
+	if w.ch != nil {
+		w.ch.Write(b)
+	}
+	w.n += int64(len(b))
+	return len(b), nil
+}
+
+// Finish ends the part and returns the updated upload and the bytes stored.
+// cause is why the caller stopped early (a read error, the session
+// failing), or nil when it wrote everything it had. Without a checksum, the
+// bytes written before a cause are kept and the upload continues from
+// there; the cause is returned with their count. A Write error, a TooLarge
+// part or a checksum mismatch keeps nothing.
+func (w *UploadPart) Finish(cause error) (*ferry.Upload, int64, error) {
+	if w.done {
+		return w.u, 0, ferry.E(w.op, ferry.Internal, "the part was finished already")
+	}
+	w.done = true
+	defer w.release()
+	s, u, ev, wctx, n := w.s, w.u, w.ev, w.wctx, w.n
+	rerr := cause
+	if w.werr != nil {
+		rerr = w.werr
 	}
 	if rerr != nil {
-		rerr = classifyReadErr(op, rerr)
-		if ferry.KindOf(rerr) == ferry.TooLarge || ferry.KindOf(rerr) == ferry.NoSpace || chunkSHA256 != nil || n == 0 {
+		rerr = classifyReadErr(w.op, rerr)
+		if ferry.KindOf(rerr) == ferry.TooLarge || ferry.KindOf(rerr) == ferry.NoSpace || w.werr != nil || w.sum != nil || n == 0 {
 			// Nothing is kept: a checksum cannot be verified over a cut-off
 			// chunk, and a store error may have torn the part.
-			return u, 0, s.fail(ctx, ev, rerr)
+			return u, 0, s.fail(w.ctx, ev, rerr)
 		}
 	}
-	if ch != nil && !bytes.Equal(ch.Sum(nil), chunkSHA256) {
-		return u, 0, s.fail(ctx, ev, ferry.E(op, ferry.Checksum, "the chunk does not match its Upload-Checksum; it was discarded"))
+	if w.ch != nil && !bytes.Equal(w.ch.Sum(nil), w.sum) {
+		return u, 0, s.fail(w.ctx, ev, ferry.E(w.op, ferry.Checksum, "the chunk does not match its Upload-Checksum; it was discarded"))
 	}
 	if n == 0 {
 		return u, 0, nil
 	}
-	if err := ew.Close(); err != nil {
-		return u, 0, s.fail(ctx, ev, err)
+	if err := w.ew.Close(); err != nil {
+		return u, 0, s.fail(w.ctx, ev, err)
 	}
-	if err := bw.Commit(); err != nil {
-		return u, 0, s.fail(ctx, ev, err)
+	if err := w.bw.Commit(); err != nil {
+		return u, 0, s.fail(w.ctx, ev, err)
 	}
+	part := w.part
 	part.Size = n
-	state, err := sealHash(dek, u.ID, h)
+	state, err := sealHash(w.dek, u.ID, w.h)
 	if err != nil {
 		s.deleteBlob(wctx, part.BlobID)
-		return u, 0, s.fail(ctx, ev, err)
+		return u, 0, s.fail(w.ctx, ev, err)
 	}
 	now := s.now().UTC()
 	if err := s.db.AddPart(wctx, u, part, state, now, now.Add(s.uploadTTL)); err != nil {
 		s.deleteBlob(wctx, part.BlobID)
-		return u, 0, s.fail(ctx, ev, err)
+		return u, 0, s.fail(w.ctx, ev, err)
 	}
-	u.Received, u.Parts, u.HashState, u.Updated, u.Expires = offset+n, u.Parts+1, state, now, now.Add(s.uploadTTL)
+	u.Received, u.Parts, u.HashState, u.Updated, u.Expires = part.Offset+n, u.Parts+1, state, now, now.Add(s.uploadTTL)
 	ev.Bytes = n
 	if rerr != nil {
 		ev.Detail = "kept " + strconv.FormatInt(n, 10) + " bytes of an interrupted chunk"
