@@ -16,7 +16,9 @@
 //     Ferry the whole server process; for OpenSSH the session's processes);
 //
 // and, separately, the login time: wall time of `sftp -b` running only
-// "bye" (process start, key exchange, public-key login, subsystem start).
+// "bye" (process start, key exchange, public-key login, subsystem start),
+// and the same login from a Go client inside this program (no process to
+// start), alternating between the servers.
 // It prints the medians and the Ferry/OpenSSH ratios.
 //
 //	go run ./bench/sftp [-size 1GiB] [-rounds 5] [-ciphers aes128-gcm@openssh.com,chacha20-poly1305@openssh.com]
@@ -281,17 +283,37 @@ func run(ctx context.Context) error {
 			}
 		}
 	}
-	logins := map[string]float64{}
-	for _, s := range []*server{servers["ferry"], ossh} {
-		var ts []float64
-		for i := 0; i < o.logins; i++ {
+	logins, goLogins := map[string]float64{}, map[string]float64{}
+	pem, err := os.ReadFile(key)
+	if err != nil {
+		return err
+	}
+	signer, err := ssh.ParsePrivateKey(pem)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < o.logins; i++ {
+		// Alternating servers, so that a busy moment falls on both.
+		for _, s := range []*server{servers["ferry"], ossh} {
 			d, err := login(ctx, s, key)
 			if err != nil {
 				return fmt.Errorf("%s login: %w", s.name, err)
 			}
-			ts = append(ts, d.Seconds()*1000)
+			logins[s.name+"/"+strconv.Itoa(i)] = d.Seconds() * 1000
+			if d, err = goLogin(ctx, s, signer, o); err != nil {
+				return fmt.Errorf("%s login (Go client): %w", s.name, err)
+			}
+			goLogins[s.name+"/"+strconv.Itoa(i)] = d.Seconds() * 1000
 		}
-		logins[s.name] = median(ts)
+	}
+	for _, m := range []map[string]float64{logins, goLogins} {
+		for _, name := range []string{"ferry", "openssh"} {
+			var ts []float64
+			for i := 0; i < o.logins; i++ {
+				ts = append(ts, m[name+"/"+strconv.Itoa(i)])
+			}
+			m[name] = median(ts)
+		}
 	}
 
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
@@ -323,6 +345,8 @@ func run(ctx context.Context) error {
 	w.Flush()
 	fmt.Printf("\nlogin (sftp -b with only \"bye\", public key, median of %d): ferry %.0f ms, openssh %.0f ms\n",
 		o.logins, logins["ferry"], logins["openssh"])
+	fmt.Printf("login (Go client: connect, %s, public key, sftp subsystem ready; median of %d): ferry %.1f ms, openssh %.1f ms\n",
+		sessionKEX, o.logins, goLogins["ferry"], goLogins["openssh"])
 	fmt.Printf("idle RSS before the transfers: ferry %.0f MB", idle["ferry"])
 	if v, ok := idle["ferry-nofips"]; ok {
 		fmt.Printf(", ferry (fips140=off) %.0f MB", v)
@@ -665,6 +689,20 @@ loop:
 		m.steady = float64(size) * 0.7 / 1e6 / t90.Sub(t20).Seconds()
 	}
 	return m, nil
+}
+
+// goLogin times a login with the Go client (golang.org/x/crypto/ssh and
+// github.com/pkg/sftp, in this process): TCP connect, key exchange, public
+// key, sftp subsystem ready. Unlike login, no client process starts.
+func goLogin(ctx context.Context, s *server, signer ssh.Signer, o *options) (time.Duration, error) {
+	start := time.Now()
+	_, closeFn, err := dialSFTP(ctx, s, clientConfig(s, signer, "aes128-gcm@openssh.com"), o)
+	if err != nil {
+		return 0, err
+	}
+	d := time.Since(start)
+	closeFn()
+	return d, nil
 }
 
 // login times an sftp session that only says bye.
