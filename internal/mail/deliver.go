@@ -23,12 +23,14 @@ type smtpTarget struct {
 	host           string
 	port           int
 	implicitTLS    bool // smtps://
+	requireTLS     bool // smtp://…?starttls=required
 	user, password string
 	hasAuth        bool
 }
 
 // parseSMTPURL parses smtp://[user:pass@]host[:port] (port 25 by default,
-// STARTTLS when the server offers it) or smtps://… (port 465, implicit TLS).
+// STARTTLS when the server offers it; with ?starttls=required, no mail to a
+// server that does not) or smtps://… (port 465, implicit TLS).
 func parseSMTPURL(s string) (*smtpTarget, error) {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -43,8 +45,21 @@ func parseSMTPURL(s string) (*smtpTarget, error) {
 	default:
 		return nil, fmt.Errorf("mail: smtp-url: want smtp://[user:pass@]host:port or smtps://…")
 	}
-	if u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+	if u.Hostname() == "" || (u.Path != "" && u.Path != "/") || u.Fragment != "" {
 		return nil, fmt.Errorf("mail: smtp-url: want smtp://[user:pass@]host:port or smtps://…")
+	}
+	if u.RawQuery != "" {
+		q, err := url.ParseQuery(u.RawQuery)
+		if err != nil || len(q) != 1 || len(q["starttls"]) != 1 || u.Scheme != "smtp" {
+			return nil, fmt.Errorf("mail: smtp-url: the only option is ?starttls=required or ?starttls=opportunistic, on smtp://")
+		}
+		switch q.Get("starttls") {
+		case "required":
+			t.requireTLS = true
+		case "opportunistic":
+		default:
+			return nil, fmt.Errorf("mail: smtp-url: starttls is required or opportunistic, not %q", q.Get("starttls"))
+		}
 	}
 	t.host = u.Hostname()
 	if p := u.Port(); p != "" {
@@ -68,7 +83,11 @@ func (t *smtpTarget) String() string {
 	if t.implicitTLS {
 		scheme = "smtps"
 	}
-	return scheme + "://" + net.JoinHostPort(t.host, strconv.Itoa(t.port))
+	s := scheme + "://" + net.JoinHostPort(t.host, strconv.Itoa(t.port))
+	if t.requireTLS {
+		s += "?starttls=required"
+	}
+	return s
 }
 
 // SMTPTimeout bounds connecting to the SMTP server and each command.
@@ -82,6 +101,8 @@ func (t *smtpTarget) client() (*gomail.Client, error) {
 	}
 	if t.implicitTLS {
 		opts = append(opts, gomail.WithSSL())
+	} else if t.requireTLS {
+		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
 	} else {
 		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSOpportunistic))
 	}

@@ -295,6 +295,30 @@ func TestStartTLSNoDowngrade(t *testing.T) {
 	}
 }
 
+// TestStartTLSRequired: with ?starttls=required, a server that does not
+// offer STARTTLS gets nothing; the mail stays queued with the reason.
+func TestStartTLSRequired(t *testing.T) {
+	plain := ferrytest.StartMailpit(t)
+	d := dbtest.SQLite(t)
+	o, err := mail.New(mail.Config{DB: d, SMTPURL: plain.SMTPURL + "?starttls=required", From: "ferry@example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(t, o)
+	id, err := o.Enqueue(context.Background(), mail.Message{To: []string{"ann@example.test"}, Subject: "Secret", Text: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := waitRow(t, d, id, func(m *db.OutboxMail) bool { return m.Attempts > 0 }, 20*time.Second)
+	if row.Status != db.MailQueued || !strings.Contains(strings.ToLower(row.LastError), "starttls") {
+		t.Fatalf("row = %+v", row)
+	}
+	if n := len(plain.Messages(t)); n != 0 {
+		t.Fatalf("%d messages sent in clear", n)
+	}
+
+}
+
 // selfSigned writes a self-signed certificate for 127.0.0.1 and its key.
 func selfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 	t.Helper()

@@ -129,6 +129,10 @@ func TestNewRefusesBadConfig(t *testing.T) {
 		"from with CRLF":   {SMTPURL: "smtp://127.0.0.1:25", From: "a@example.test\r\nBcc: b@example.test"},
 		"bad port":         {SMTPURL: "smtp://127.0.0.1:99999", From: "a@example.test"},
 		"public URL query": {PublicURL: "https://x.test/?a=b"},
+		"starttls typo":    {SMTPURL: "smtp://127.0.0.1:25?starttls=yes", From: "a@example.test"},
+		"unknown option":   {SMTPURL: "smtp://127.0.0.1:25?tls=1", From: "a@example.test"},
+		"starttls twice":   {SMTPURL: "smtp://127.0.0.1:25?starttls=required&starttls=required", From: "a@example.test"},
+		"starttls smtps":   {SMTPURL: "smtps://127.0.0.1?starttls=required", From: "a@example.test"},
 		"public URL ftp":   {PublicURL: "ftp://x.test/"},
 	} {
 		c.DB = d
@@ -136,7 +140,8 @@ func TestNewRefusesBadConfig(t *testing.T) {
 			t.Errorf("%s: New succeeded", name)
 		}
 	}
-	for _, u := range []string{"smtp://127.0.0.1:2525", "smtps://user:p%40ss@mail.example.test", "smtp://mail.example.test"} {
+	for _, u := range []string{"smtp://127.0.0.1:2525", "smtps://user:p%40ss@mail.example.test", "smtp://mail.example.test",
+		"smtp://mail.example.test:587?starttls=required", "smtp://mail.example.test?starttls=opportunistic"} {
 		if _, err := mail.New(mail.Config{DB: d, SMTPURL: u, From: "a@example.test", Now: time.Now}); err != nil {
 			t.Errorf("%s: %v", u, err)
 		}
