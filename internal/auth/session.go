@@ -118,6 +118,11 @@ func (s *Service) Login(ctx context.Context, email, password string, c Client) (
 	case !mayUsePlane(u, c.plane()):
 		return "", nil, s.loginDeny(ctx, u, email, c, "password", "not an administrator (admin listener)")
 	}
+	if s.guard.UserFrozen(u.ID) {
+		// The password was right: say why, as every request would.
+		s.loginDeny(ctx, u, email, c, "password", "frozen by the guard")
+		return "", nil, ferry.E("auth.Login", ferry.Permission, ferry.Message(guard.ErrFrozen))
+	}
 	pol, err := s.db.Policy(ctx, u.OrgID)
 	if err != nil {
 		return "", nil, err
@@ -177,6 +182,10 @@ func (s *Service) StartSession(ctx context.Context, userID, methods string, c Cl
 	}
 	if !mayUsePlane(u, c.plane()) {
 		return "", nil, s.loginDeny(ctx, u, u.Email, c, methods, "not an administrator (admin listener)")
+	}
+	if s.guard.UserFrozen(u.ID) {
+		s.loginDeny(ctx, u, u.Email, c, methods, "frozen by the guard")
+		return "", nil, ferry.E("auth.StartSession", ferry.Permission, ferry.Message(guard.ErrFrozen))
 	}
 	pol, err := s.db.Policy(ctx, u.OrgID)
 	if err != nil {

@@ -49,6 +49,7 @@ type mfaEnv struct {
 	user *ferry.User
 	p    *ferry.Principal
 	keks *keys.FileKEK
+	alog *audit.Log
 }
 
 const testPassword = "correct horse battery"
@@ -90,7 +91,7 @@ func newMFAEnv(t *testing.T) *mfaEnv {
 		t.Fatal(err)
 	}
 	p := &ferry.Principal{UserID: u.ID, Email: u.Email, OrgID: org.ID, Role: u.Role, Remote: "192.0.2.7:1234", Protocol: "https"}
-	return &mfaEnv{au: au, d: d, clk: clk, org: org, user: u, p: p, keks: keks}
+	return &mfaEnv{au: au, d: d, clk: clk, org: org, user: u, p: p, keks: keks, alog: alog}
 }
 
 // events returns the audit records so far.
