@@ -197,3 +197,33 @@ func TestErrorsCarryTheAPIKind(t *testing.T) {
 		t.Errorf("no CA: %v", err)
 	}
 }
+
+// TestSendPackageIsIdempotent: when the answer to a send was lost and the
+// client tries again, the server says the package was sent already; the
+// client reports it sent (ferry send then exits 0), and a recalled package
+// is still an error.
+func TestSendPackageIsIdempotent(t *testing.T) {
+	s, alice := setup(t)
+	ctx := context.Background()
+	c := newClient(t, s.PublicURL, alice, s.CA())
+	pkg, err := c.CreatePackage(ctx, client.PackageRequest{To: []string{"partner@example.test"}, Subject: "Statements"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte("statement")
+	if _, err := c.Upload(ctx, bytes.NewReader(body), int64(len(body)), pkg.UploadFolder+"/s.txt", client.UploadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// The first try reached the server; its answer did not reach the client.
+	ferrytest.Expect(t, s.Do("POST", "/api/v1/packages/"+pkg.ID+"/send", alice, strings.NewReader("{}"), "Content-Type", "application/json"), 200)
+	sent, err := c.SendPackage(ctx, pkg.ID)
+	if err != nil || sent.Status != "sent" || sent.Sent == nil || len(sent.Files) != 1 {
+		t.Fatalf("send again: %+v %v", sent, err)
+	}
+	if _, err := c.RecallPackage(ctx, pkg.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SendPackage(ctx, pkg.ID); !client.IsKind(err, "conflict") {
+		t.Fatalf("sending a recalled package: %v", err)
+	}
+}

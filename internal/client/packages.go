@@ -78,9 +78,17 @@ func (c *Client) CreatePackage(ctx context.Context, req PackageRequest) (*Packag
 }
 
 // SendPackage sends a draft to its recipients.
+//
+// Sending is idempotent: a package that is sent already (by an earlier try
+// whose answer was lost on the way, then retried) is returned as sent.
 func (c *Client) SendPackage(ctx context.Context, id string) (*Package, error) {
 	var out Package
 	if _, err := c.do(ctx, "POST", "/api/v1/packages/"+url.PathEscape(id)+"/send", []byte("{}"), &out); err != nil {
+		if IsKind(err, "conflict") {
+			if p, gerr := c.GetPackage(ctx, id); gerr == nil && p.Sent != nil && p.Status != "recalled" {
+				return p, nil
+			}
+		}
 		return nil, err
 	}
 	return &out, nil
