@@ -108,6 +108,10 @@ type peak struct {
 	day   int64 // the Unix day today's count is for
 	today int
 	dirty bool
+	// unloaded: reading the history failed; it is read again on the next
+	// use, so that one database error does not leave the principal without
+	// a history (which would turn the history rule off) until it goes idle.
+	unloaded bool
 }
 
 // policyTTL is how long a cached policy is used before it is read again (a
@@ -446,6 +450,9 @@ func (g *Guard) policy(ctx context.Context, orgID string) *db.GuardPolicy {
 			if c != nil {
 				return c.p
 			}
+			// Not cached: the organisation's own policy is read again
+			// on the next read.
+			return DefaultPolicy(orgID)
 		}
 		p = DefaultPolicy(orgID)
 	}
@@ -485,12 +492,14 @@ func (g *Guard) SetPolicy(ctx context.Context, p *db.GuardPolicy) error {
 	return nil
 }
 
-// peakOf returns the principal's history, loading its 30-day peak once.
+// peakOf returns the principal's history, loading its 30-day peak once
+// (again on the next use, if loading failed).
 func (g *Guard) peakOf(ctx context.Context, subj string) *peak {
 	g.mu.Lock()
 	pk := g.peaks[subj]
+	loaded := pk != nil && !pk.unloaded
 	g.mu.Unlock()
-	if pk != nil {
+	if loaded {
 		return pk
 	}
 	today := g.cfg.Now().Unix() / 86400
@@ -501,8 +510,11 @@ func (g *Guard) peakOf(ctx context.Context, subj string) *peak {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if pk = g.peaks[subj]; pk == nil {
-		pk = &peak{past: past, days: days, day: today}
+		pk = &peak{day: today, unloaded: true}
 		g.peaks[subj] = pk
+	}
+	if pk.unloaded && err == nil {
+		pk.past, pk.days, pk.unloaded = past, days, false
 	}
 	return pk
 }

@@ -277,6 +277,43 @@ func TestGuardHistoryRule(t *testing.T) {
 	}
 }
 
+// TestGuardHistoryAfterLoadError: when reading a principal's history fails
+// once (here: a cancelled request), the next read loads it again, and the
+// history rule still stops the quiet account.
+func TestGuardHistoryAfterLoadError(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, dbtest.SQLite(t))
+	g := e.guard(t)
+	u := e.user("quiet@acme.test")
+	n := 0
+	for range 8 {
+		for range 5 {
+			if err := g.CheckRead(ctx, u, e.file(n), 1000); err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		e.clk.add(24 * time.Hour)
+	}
+	guard.FlushPeaks(g, ctx)
+	g = e.guard(t)
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	g.CheckRead(cancelled, u, e.file(9999), 1000) // the history cannot be read
+	read := 0
+	for i := range 1000 {
+		if err := g.CheckRead(ctx, u, e.file(10000+i), 1000); err != nil {
+			break
+		}
+		read++
+	}
+	// Without its history the account would read up to the policy's
+	// limit of 180 files.
+	if read > 70 || read < 59 {
+		t.Fatalf("read %d files before the history rule froze it, want about 60 (the floor)", read)
+	}
+}
+
 // TestGuardMonitorOnly: in monitor mode the thief is not frozen, but one
 // alert per window is raised.
 func TestGuardMonitorOnly(t *testing.T) {
