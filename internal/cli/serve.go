@@ -267,11 +267,18 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 		defer close(sftpDone)
 		sftpSrv.Shutdown(shutCtx)
 	}()
+	// All listeners stop accepting at once; each then drains its own
+	// requests (one after another, the admin listener would keep taking
+	// new connections while a public upload drained).
+	var shut sync.WaitGroup
 	for _, s := range servers {
-		if err := s.srv.Shutdown(shutCtx); err != nil {
-			s.srv.Close()
-		}
+		shut.Go(func() {
+			if err := s.srv.Shutdown(shutCtx); err != nil {
+				s.srv.Close()
+			}
+		})
 	}
+	shut.Wait()
 	<-sftpDone
 	wg.Wait()
 	os.Remove(sockPath)

@@ -34,12 +34,15 @@ func TestSIGTERMLetsInFlightFinish(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cmd.Process.Kill()
-	var public string
+	var public, adminURL string
 	sc := bufio.NewScanner(stderr)
 	for sc.Scan() {
 		line := sc.Text()
 		if u, ok := strings.CutPrefix(line, "ferry: public listener "); ok {
 			public = u
+		}
+		if u, ok := strings.CutPrefix(line, "ferry: admin listener "); ok {
+			adminURL = u
 		}
 		if line == "ferry: ready" {
 			break
@@ -83,12 +86,21 @@ func TestSIGTERMLetsInFlightFinish(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
-	// New connections are refused while the upload drains.
-	host := strings.TrimPrefix(public, "https://")
-	if c, err := net.DialTimeout("tcp", host, time.Second); err == nil {
-		c.Close()
-		t.Error("server still accepts connections after SIGTERM")
+	// New connections are refused while the upload drains, on the public
+	// listener and on the admin listener alike.
+	for _, u := range []string{public, adminURL} {
+		host := strings.TrimPrefix(u, "https://")
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			c, err := net.DialTimeout("tcp", host, time.Second)
+			if err != nil {
+				break
+			}
+			c.Close()
+			if time.Now().After(deadline) {
+				t.Errorf("%s still accepts connections 10 s after SIGTERM", u)
+				break
+			}
+		}
 	}
 	pw.Write(bytes.Repeat([]byte("b"), 100000))
 	pw.Close()
