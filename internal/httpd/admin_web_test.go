@@ -335,6 +335,17 @@ func TestAdminPages(t *testing.T) {
 		}
 	}
 
+	// A package's folder is the system's: it exists, and it gets no row
+	// (nor a place in the grant form) on the folders page.
+	carol := s.User("acme", "carol@acme.test", "user")
+	body := ferrytest.Expect(t, s.Do("POST", "/api/v1/packages", carol, strings.NewReader(`{"to":["x@example.test"],"subject":"s"}`), "Content-Type", "application/json"), 201)
+	if !strings.Contains(body, `"/.ferry-packages/`) {
+		t.Fatalf("package draft: %s", body)
+	}
+	if _, page = b.get(A, "/admin/orgs/acme/folders"); strings.Contains(page, ".ferry-packages") || !strings.Contains(page, "/customers/initech") {
+		t.Fatalf("the folders page shows package folders (or lost the others):\n%s", page)
+	}
+
 	// The export links carry the filter.
 	_, page = b.get(A, "/admin/audit?action=grant.set&actor=root%40acme.test")
 	if !strings.Contains(page, `href="/admin/audit/export?format=csv&amp;action=grant.set&amp;actor=root%40acme.test"`) {
