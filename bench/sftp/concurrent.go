@@ -56,11 +56,7 @@ func (r concResult) mbps() float64 { return float64(r.okBytes) / 1e6 / r.wall.Se
 // runConcurrent runs the concurrency mode: per cipher and round, servers in
 // alternating order.
 func runConcurrent(ctx context.Context, o *options, servers map[string]*server, keyFile, tmp string) error {
-	pem, err := os.ReadFile(keyFile)
-	if err != nil {
-		return err
-	}
-	signer, err := ssh.ParsePrivateKey(pem)
+	signer, err := loadSigner(keyFile)
 	if err != nil {
 		return err
 	}
@@ -207,6 +203,15 @@ func percentile(xs []float64, p float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
 	return s[min(len(s)-1, int(p*float64(len(s))))]
+}
+
+// loadSigner reads the client's private key.
+func loadSigner(keyFile string) (ssh.Signer, error) {
+	pem, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	return ssh.ParsePrivateKey(pem)
 }
 
 func clientConfig(s *server, signer ssh.Signer, cipher string) *ssh.ClientConfig {

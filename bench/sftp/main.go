@@ -284,11 +284,7 @@ func run(ctx context.Context) error {
 		}
 	}
 	logins, goLogins := map[string]float64{}, map[string]float64{}
-	pem, err := os.ReadFile(key)
-	if err != nil {
-		return err
-	}
-	signer, err := ssh.ParsePrivateKey(pem)
+	signer, err := loadSigner(key)
 	if err != nil {
 		return err
 	}

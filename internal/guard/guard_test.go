@@ -247,70 +247,45 @@ func TestGuardLegitimateWeek(t *testing.T) {
 
 // TestGuardHistoryRule: a principal that read a few files a day for a week
 // is frozen when it reads more than 10× its 30-day peak (above the floor),
-// long before the absolute limit.
+// long before the absolute limit — also when reading its history failed
+// once (a cancelled request): the next read loads it again.
 func TestGuardHistoryRule(t *testing.T) {
-	ctx := context.Background()
-	e := newEnv(t, dbtest.SQLite(t))
-	g := e.guard(t)
-	u := e.user("quiet@acme.test")
-	n := 0
-	for range 8 {
-		for range 5 {
-			if err := g.CheckRead(ctx, u, e.file(n), 1000); err != nil {
-				t.Fatal(err)
+	for _, loadFails := range []bool{false, true} {
+		t.Run(fmt.Sprintf("load fails once %v", loadFails), func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, dbtest.SQLite(t))
+			g := e.guard(t)
+			u := e.user("quiet@acme.test")
+			n := 0
+			for range 8 {
+				for range 5 {
+					if err := g.CheckRead(ctx, u, e.file(n), 1000); err != nil {
+						t.Fatal(err)
+					}
+					n++
+				}
+				e.clk.add(24 * time.Hour)
 			}
-			n++
-		}
-		e.clk.add(24 * time.Hour)
-	}
-	guard.FlushPeaks(g, ctx)
-	g = e.guard(t) // the peak comes from the database
-	read := 0
-	for i := range 1000 {
-		if err := g.CheckRead(ctx, u, e.file(10000+i), 1000); err != nil {
-			break
-		}
-		read++
-	}
-	if read >= guard.DefaultMaxFiles || read < 60 {
-		t.Fatalf("read %d files before the history rule froze it, want 60 (the floor) .. %d", read, guard.DefaultMaxFiles)
-	}
-}
-
-// TestGuardHistoryAfterLoadError: when reading a principal's history fails
-// once (here: a cancelled request), the next read loads it again, and the
-// history rule still stops the quiet account.
-func TestGuardHistoryAfterLoadError(t *testing.T) {
-	ctx := context.Background()
-	e := newEnv(t, dbtest.SQLite(t))
-	g := e.guard(t)
-	u := e.user("quiet@acme.test")
-	n := 0
-	for range 8 {
-		for range 5 {
-			if err := g.CheckRead(ctx, u, e.file(n), 1000); err != nil {
-				t.Fatal(err)
+			guard.FlushPeaks(g, ctx)
+			g = e.guard(t) // the peak comes from the database
+			if loadFails {
+				cancelled, cancel := context.WithCancel(ctx)
+				cancel()
+				g.CheckRead(cancelled, u, e.file(9999), 1000)
 			}
-			n++
-		}
-		e.clk.add(24 * time.Hour)
-	}
-	guard.FlushPeaks(g, ctx)
-	g = e.guard(t)
-	cancelled, cancel := context.WithCancel(ctx)
-	cancel()
-	g.CheckRead(cancelled, u, e.file(9999), 1000) // the history cannot be read
-	read := 0
-	for i := range 1000 {
-		if err := g.CheckRead(ctx, u, e.file(10000+i), 1000); err != nil {
-			break
-		}
-		read++
-	}
-	// Without its history the account would read up to the policy's
-	// limit of 180 files.
-	if read > 70 || read < 59 {
-		t.Fatalf("read %d files before the history rule froze it, want about 60 (the floor)", read)
+			read := 0
+			for i := range 1000 {
+				if err := g.CheckRead(ctx, u, e.file(10000+i), 1000); err != nil {
+					break
+				}
+				read++
+			}
+			// Without its history the account would read up to the
+			// policy's limit (guard.DefaultMaxFiles).
+			if read > 70 || read < 59 {
+				t.Fatalf("read %d files before the history rule froze it, want about 60 (the floor)", read)
+			}
+		})
 	}
 }
 

@@ -269,54 +269,44 @@ func TestDeliveryWithAuth(t *testing.T) {
 	mp.WaitFor(t, "ann@example.test", "With auth", 20*time.Second)
 }
 
-// TestStartTLSNoDowngrade: a server that offers STARTTLS with a certificate
-// Ferry does not trust gets nothing — not the message in clear — and the
-// message stays queued with the reason.
-func TestStartTLSNoDowngrade(t *testing.T) {
-	dir := t.TempDir()
-	certFile, keyFile := selfSigned(t, dir)
-	mp := ferrytest.StartMailpit(t, "--smtp-tls-cert", certFile, "--smtp-tls-key", keyFile)
-	d := dbtest.SQLite(t)
-	o, err := mail.New(mail.Config{DB: d, SMTPURL: mp.SMTPURL, From: "ferry@example.test"})
-	if err != nil {
-		t.Fatal(err)
+// TestSMTPRefusesUnsafeServers: Ferry sends nothing — not the message in
+// clear — to a server that offers STARTTLS with a certificate it does not
+// trust, nor, with ?starttls=required, to one that does not offer STARTTLS;
+// the message stays queued with the reason.
+func TestSMTPRefusesUnsafeServers(t *testing.T) {
+	for _, c := range []struct {
+		name, query, reason string
+		tls                 bool
+	}{
+		{"untrusted STARTTLS certificate", "", "certificate", true},
+		{"no STARTTLS, starttls=required", "?starttls=required", "starttls", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var args []string
+			if c.tls {
+				certFile, keyFile := selfSigned(t, t.TempDir())
+				args = []string{"--smtp-tls-cert", certFile, "--smtp-tls-key", keyFile}
+			}
+			mp := ferrytest.StartMailpit(t, args...)
+			d := dbtest.SQLite(t)
+			o, err := mail.New(mail.Config{DB: d, SMTPURL: mp.SMTPURL + c.query, From: "ferry@example.test"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			run(t, o)
+			id, err := o.Enqueue(context.Background(), mail.Message{To: []string{"ann@example.test"}, Subject: "Secret", Text: "x"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			row := waitRow(t, d, id, func(m *db.OutboxMail) bool { return m.Attempts > 0 }, 20*time.Second)
+			if row.Status != db.MailQueued || !strings.Contains(strings.ToLower(row.LastError), c.reason) {
+				t.Fatalf("row = %+v", row)
+			}
+			if n := len(mp.Messages(t)); n != 0 {
+				t.Fatalf("%d messages reached the server", n)
+			}
+		})
 	}
-	run(t, o)
-	id, err := o.Enqueue(context.Background(), mail.Message{To: []string{"ann@example.test"}, Subject: "Secret", Text: "x"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	row := waitRow(t, d, id, func(m *db.OutboxMail) bool { return m.Attempts > 0 }, 20*time.Second)
-	if row.Status != db.MailQueued || !strings.Contains(row.LastError, "certificate") {
-		t.Fatalf("row = %+v", row)
-	}
-	if n := len(mp.Messages(t)); n != 0 {
-		t.Fatalf("%d messages reached the untrusted server", n)
-	}
-}
-
-// TestStartTLSRequired: with ?starttls=required, a server that does not
-// offer STARTTLS gets nothing; the mail stays queued with the reason.
-func TestStartTLSRequired(t *testing.T) {
-	plain := ferrytest.StartMailpit(t)
-	d := dbtest.SQLite(t)
-	o, err := mail.New(mail.Config{DB: d, SMTPURL: plain.SMTPURL + "?starttls=required", From: "ferry@example.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	run(t, o)
-	id, err := o.Enqueue(context.Background(), mail.Message{To: []string{"ann@example.test"}, Subject: "Secret", Text: "x"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	row := waitRow(t, d, id, func(m *db.OutboxMail) bool { return m.Attempts > 0 }, 20*time.Second)
-	if row.Status != db.MailQueued || !strings.Contains(strings.ToLower(row.LastError), "starttls") {
-		t.Fatalf("row = %+v", row)
-	}
-	if n := len(plain.Messages(t)); n != 0 {
-		t.Fatalf("%d messages sent in clear", n)
-	}
-
 }
 
 // selfSigned writes a self-signed certificate for 127.0.0.1 and its key.
