@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 
@@ -242,11 +241,10 @@ func (s *Service) AuditStatus(ctx context.Context, p *ferry.Principal, verify bo
 	}
 	var latest []byte
 	if s.checkpointFile != "" {
-		b, err := os.ReadFile(s.checkpointFile)
-		if err != nil && !os.IsNotExist(err) {
+		var err error
+		if latest, err = audit.ReadCheckpoint(s.checkpointFile); err != nil {
 			return nil, ferry.E(op, ferry.Internal, err)
 		}
-		latest = b
 	}
 	rep, err := audit.Verify(ctx, s.db, s.verifier, nil, latest)
 	switch {

@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -129,4 +130,20 @@ func writeFileAtomic(name string, data []byte, perm os.FileMode) (err error) {
 		d.Close()
 	}
 	return nil
+}
+
+// CheckpointFile is where a data directory keeps the audit log's latest
+// signed checkpoint.
+func CheckpointFile(dataDir string) string {
+	return filepath.Join(dataDir, "audit", "checkpoint")
+}
+
+// ReadCheckpoint reads the latest checkpoint kept at path (CheckpointFile),
+// for Verify: none yet is nil, not an error.
+func ReadCheckpoint(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	return b, err
 }

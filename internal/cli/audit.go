@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -113,8 +112,8 @@ func auditVerify(ctx context.Context, d *db.DB, dir, oldFile string, env Env) er
 	if err != nil {
 		return fmt.Errorf("audit verification key: %w", err)
 	}
-	latest, err := os.ReadFile(filepath.Join(dir, "audit", "checkpoint"))
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	latest, err := audit.ReadCheckpoint(audit.CheckpointFile(dir))
+	if err != nil {
 		return err
 	}
 	var old []byte

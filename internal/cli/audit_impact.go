@@ -89,7 +89,7 @@ func runAuditImpact(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return fmt.Errorf("audit key: %w", err)
 	}
-	ckFile := filepath.Join(dir, "audit", "checkpoint")
+	ckFile := audit.CheckpointFile(dir)
 	alog, err := audit.Open(ctx, d, signer, ckFile, nil, nil)
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)

@@ -78,7 +78,7 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	if err != nil {
 		return fmt.Errorf("audit signing key: %w", err)
 	}
-	alog, err := audit.Open(ctx, d, signer, filepath.Join(cfg.Data, "audit", "checkpoint"), now, logger)
+	alog, err := audit.Open(ctx, d, signer, audit.CheckpointFile(cfg.Data), now, logger)
 	if err != nil {
 		return fmt.Errorf("audit log: %w", err)
 	}
@@ -100,7 +100,7 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	// every read; auth refuses frozen users; Run (below) delivers alerts and
 	// verifies the audit log every hour.
 	gd, err := guard.New(ctx, guard.Config{DB: d, Audit: alog, Now: now, Rand: rand.Reader, Logger: logger,
-		HTTP: outbound.NewClient(cfg.OutboundAllow, 15*time.Second), VerifyAudit: verifyAudit(d, verifier, filepath.Join(cfg.Data, "audit", "checkpoint"))})
+		HTTP: outbound.NewClient(cfg.OutboundAllow, 15*time.Second), VerifyAudit: verifyAudit(d, verifier, audit.CheckpointFile(cfg.Data))})
 	if err != nil {
 		return fmt.Errorf("guard: %w", err)
 	}
@@ -108,7 +108,7 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	tr := transfer.New(transfer.Config{DB: d, Blobs: blobs, KEKs: keks, Audit: alog, Now: now, Rand: rand.Reader, Logger: logger, Guard: gd,
 		Metrics: transfer.Metrics{Transfer: metrics.Transfer}, UploadTTL: cfg.UploadTTL})
 	ad := admin.New(d, au, tr, keks, alog, now, rand.Reader, logger)
-	ad.SetAuditVerifier(verifier, filepath.Join(cfg.Data, "audit", "checkpoint"))
+	ad.SetAuditVerifier(verifier, audit.CheckpointFile(cfg.Data))
 	// The mail outbox: queued in the database, delivered by outbox.Run
 	// below (internal/mail); give it to whatever sends mail.
 	outbox, err := mail.New(mail.Config{DB: d, SMTPURL: cfg.SMTPURL, From: cfg.MailFrom, PublicURL: cfg.PublicURL, Now: now, Logger: logger,
@@ -294,8 +294,8 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 // not be read.
 func verifyAudit(d *db.DB, v note.Verifier, checkpointFile string) func(context.Context) error {
 	return func(ctx context.Context) error {
-		latest, err := os.ReadFile(checkpointFile)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
+		latest, err := audit.ReadCheckpoint(checkpointFile)
+		if err != nil {
 			return nil
 		}
 		if _, err := audit.Verify(ctx, d, v, nil, latest); ferry.KindOf(err) == ferry.Integrity {
