@@ -273,24 +273,11 @@ func (s *Service) AlertLockout(lk Lock) {
 // address is a range of one); "" and "none" are the empty list (any
 // address).
 func ParseCIDRs(v string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
 	v = strings.TrimSpace(v)
 	if v == "" || v == "none" {
 		return nil, nil
 	}
-	for _, f := range strings.Split(v, ",") {
-		f = strings.TrimSpace(f)
-		p, err := netip.ParsePrefix(f)
-		if err != nil {
-			a, aerr := netip.ParseAddr(f)
-			if aerr != nil {
-				return nil, ferry.Errorf("auth.ParseCIDRs", ferry.Invalid, "%q is not an address range such as 10.0.0.0/8", f)
-			}
-			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
-		}
-		out = append(out, p.Masked())
-	}
-	return out, nil
+	return ferry.ParsePrefixes(strings.Split(v, ","))
 }
 
 // SecondFactorDue reports whether a user must give a second factor after

@@ -6,6 +6,7 @@ package config
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"ferry.dev/ferry/internal/ferry"
 )
 
 // Config is the configuration of `ferry serve`.
@@ -136,22 +139,11 @@ var options = []option{
 }
 
 // parsePrefixes reads a comma-separated list of CIDR prefixes or single
-// addresses.
+// addresses (ferry.ParsePrefixes).
 func parsePrefixes(v string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, f := range strings.Split(v, ",") {
-		if f = strings.TrimSpace(f); f == "" {
-			continue
-		}
-		if p, err := netip.ParsePrefix(f); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(f)
-		if err != nil {
-			return nil, fmt.Errorf("%q is not a CIDR prefix or an address", f)
-		}
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	out, err := ferry.ParsePrefixes(strings.Split(v, ","))
+	if err != nil {
+		return nil, errors.New(ferry.Message(err))
 	}
 	return out, nil
 }

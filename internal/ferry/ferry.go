@@ -326,6 +326,34 @@ func (p *Policy) AddrAllowed(addr string) bool {
 	return false
 }
 
+// ParsePrefixes parses address ranges written as CIDR prefixes
+// (192.0.2.0/24, 2001:db8::/32) or single addresses (a range of one), as
+// administrators and users type them: spaces around each are trimmed, empty
+// fields skipped, IPv4-mapped IPv6 addresses taken as IPv4, and host bits
+// cleared (192.0.2.7/24 is 192.0.2.0/24). Anything else is Invalid, naming
+// the field.
+func ParsePrefixes(fields []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range fields {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				return nil, Errorf("ferry.ParsePrefixes", Invalid, "%q is not an address range (an address, or a CIDR prefix such as 192.0.2.0/24)", f)
+			}
+			a = a.Unmap()
+			p = netip.PrefixFrom(a, a.BitLen())
+		} else if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
 // SSHKey is a user's SSH public key for SFTP.
 type SSHKey struct {
 	ID          string

@@ -63,25 +63,7 @@ func toShareJSON(s *ferry.Share) shareJSON {
 }
 
 // parseAllowedIPs parses CIDR ranges (a bare address is a range of one).
-func parseAllowedIPs(in []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range in {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			a, aerr := netip.ParseAddr(s)
-			if aerr != nil {
-				return nil, ferry.Errorf("httpd.parseAllowedIPs", ferry.Invalid, "%q is not an address range (CIDR such as 192.0.2.0/24)", s)
-			}
-			p = netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
+func parseAllowedIPs(in []string) ([]netip.Prefix, error) { return ferry.ParsePrefixes(in) }
 
 // shareURL is the link to give a visitor: on the configured public URL, so
 // that a forged Host header cannot make Ferry hand out a link to elsewhere.
