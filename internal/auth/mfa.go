@@ -44,11 +44,11 @@ func (s *Service) hasSecondFactor(ctx context.Context, userID string) (bool, err
 }
 
 // SecondFactors tells the web pages what a user has enrolled: a confirmed
-// TOTP authenticator, its unused recovery codes, and passkeys (counted only
-// where the policy allows them).
+// TOTP authenticator, passkeys (counted only where the policy allows them),
+// and the unused recovery codes that come with either.
 type SecondFactors struct {
 	TOTP          bool
-	RecoveryLeft  int
+	RecoveryLeft  int // unused recovery codes (counted when TOTP or Passkeys)
 	Passkeys      int
 	PasskeyPolicy string // ferry.PasskeysAllowed, Required or Off
 	MFARequired   bool
@@ -71,7 +71,7 @@ func (s *Service) Factors(ctx context.Context, userID string) (*SecondFactors, e
 	if pol.Passkeys == ferry.PasskeysOff {
 		f.Passkeys = 0
 	}
-	if f.TOTP {
+	if f.TOTP || f.Passkeys > 0 {
 		if f.RecoveryLeft, err = s.db.RecoveryCodesLeft(ctx, userID); err != nil {
 			return nil, err
 		}

@@ -159,8 +159,10 @@ func (s *Service) matchTOTP(secret []byte, code string) (step int64, expired boo
 }
 
 // ConfirmTOTP activates the principal's pending authenticator if code is
-// a valid code for it, and returns ten new recovery codes (shown once; only
-// their hashes are kept). Audited as "auth.mfa.enrol".
+// a valid code for it. If the user has no recovery codes (the authenticator
+// is their first second factor), it returns ten new ones (shown once; only
+// their hashes are kept); otherwise the codes they have stay and it returns
+// none. Audited as "auth.mfa.enrol".
 func (s *Service) ConfirmTOTP(ctx context.Context, p *ferry.Principal, code string) ([]string, error) {
 	const op = "auth.ConfirmTOTP"
 	t, err := s.db.TOTPOf(ctx, p.UserID)
@@ -182,21 +184,32 @@ func (s *Service) ConfirmTOTP(ctx context.Context, p *ferry.Principal, code stri
 	if err != nil {
 		return nil, err
 	}
-	if err := s.db.ConfirmTOTP(ctx, p.UserID, step, hashes); err != nil {
+	made, err := s.db.ConfirmTOTP(ctx, p.UserID, step, hashes)
+	if err != nil {
 		return nil, err
 	}
-	if err := s.mfaEvent(ctx, p, "auth.mfa.enrol", ferry.OutcomeOK, "totp; 10 recovery codes"); err != nil {
+	detail := "totp; recovery codes kept"
+	if made {
+		detail = "totp; 10 recovery codes"
+	} else {
+		codes = nil
+	}
+	if err := s.mfaEvent(ctx, p, "auth.mfa.enrol", ferry.OutcomeOK, detail); err != nil {
 		return nil, err
 	}
 	return codes, nil
 }
 
 // NewRecoveryCodes replaces the principal's recovery codes with ten new
-// ones. Audited as "auth.mfa.recovery".
+// ones. The user must have a second factor (a TOTP authenticator or a
+// passkey). Audited as "auth.mfa.recovery".
 func (s *Service) NewRecoveryCodes(ctx context.Context, p *ferry.Principal) ([]string, error) {
-	t, err := s.db.TOTPOf(ctx, p.UserID)
-	if err != nil || !t.Confirmed {
-		return nil, ferry.E("auth.NewRecoveryCodes", ferry.NotExist, "recovery codes come with an authenticator app; set one up first")
+	has, err := s.hasSecondFactor(ctx, p.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if !has {
+		return nil, ferry.E("auth.NewRecoveryCodes", ferry.NotExist, "recovery codes come with a second factor; set up an authenticator app or a passkey first")
 	}
 	codes, hashes, err := s.recoveryCodes(p.UserID)
 	if err != nil {
@@ -211,9 +224,9 @@ func (s *Service) NewRecoveryCodes(ctx context.Context, p *ferry.Principal) ([]s
 	return codes, nil
 }
 
-// RemoveTOTP removes the principal's authenticator app and recovery codes,
-// given a current code (or a recovery code) or their password. Audited as
-// "auth.mfa.remove".
+// RemoveTOTP removes the principal's authenticator app, given a current
+// code (or a recovery code) or their password. Their recovery codes go with
+// it unless they still have a passkey. Audited as "auth.mfa.remove".
 func (s *Service) RemoveTOTP(ctx context.Context, p *ferry.Principal, code, password string) error {
 	const op = "auth.RemoveTOTP"
 	u, err := s.db.UserByID(ctx, p.UserID)
@@ -245,11 +258,18 @@ func (s *Service) RemoveTOTP(ctx context.Context, p *ferry.Principal, code, pass
 	if !had {
 		return ferry.E(op, ferry.NotExist, "you have no authenticator app")
 	}
-	return s.mfaEvent(ctx, p, "auth.mfa.remove", ferry.OutcomeOK, "totp and recovery codes")
+	detail := "totp and recovery codes"
+	if _, passkeys, err := s.db.SecondFactors(ctx, p.UserID); err != nil {
+		return err
+	} else if passkeys > 0 {
+		detail = "totp; recovery codes kept (passkeys remain)"
+	}
+	return s.mfaEvent(ctx, p, "auth.mfa.remove", ferry.OutcomeOK, detail)
 }
 
 // VerifyTOTP checks a second factor typed by a user: a code from their
-// authenticator app or one of their recovery codes. A code is accepted once
+// authenticator app or one of their recovery codes (which work for any user
+// with a second factor, a passkey-only user too). A code is accepted once
 // (its time step, and every earlier one, is then refused); a recovery code
 // works once. Every failure is ErrSecondFactor and is audited as
 // "auth.login" denied; a success as "auth.mfa". Limiting attempts is the
@@ -295,13 +315,15 @@ func (s *Service) checkSecondFactor(ctx context.Context, u *ferry.User, code, re
 	if u.Disabled {
 		return "", deny("totp", "user disabled")
 	}
-	t, err := s.db.TOTPOf(ctx, u.ID)
-	if ferry.KindOf(err) == ferry.NotExist || err == nil && !t.Confirmed {
-		return "", deny("totp", "no authenticator enrolled")
-	} else if err != nil {
-		return "", err
-	}
 	if rc := normRecovery(code); rc != "" {
+		// Recovery codes stand in for whatever second factor the user has.
+		has, err := s.hasSecondFactor(ctx, u.ID)
+		if err != nil {
+			return "", err
+		}
+		if !has {
+			return "", deny("recovery", "no second factor enrolled")
+		}
 		used, err := s.db.UseRecoveryCode(ctx, u.ID, recoveryHash(u.ID, rc), s.now())
 		if err != nil {
 			return "", err
@@ -314,6 +336,12 @@ func (s *Service) checkSecondFactor(ctx context.Context, u *ferry.User, code, re
 			return "", err
 		}
 		return ok("recovery", "recovery code; "+strconv.Itoa(left)+" left")
+	}
+	t, err := s.db.TOTPOf(ctx, u.ID)
+	if ferry.KindOf(err) == ferry.NotExist || err == nil && !t.Confirmed {
+		return "", deny("totp", "no authenticator enrolled")
+	} else if err != nil {
+		return "", err
 	}
 	secret, err := s.unwrapTOTP(ctx, u.OrgID, t)
 	if err != nil {

@@ -241,27 +241,32 @@ func (s *Service) BeginPasskeyRegistration(ctx context.Context, p *ferry.Princip
 
 // FinishPasskeyRegistration verifies the browser's response to the
 // registration begun in the same session and stores the passkey under name.
-// Audited as "auth.passkey.add".
-func (s *Service) FinishPasskeyRegistration(ctx context.Context, p *ferry.Principal, sessionID string, rp RP, ceremonyID, name string, response []byte) (*Passkey, error) {
+// With recovery set, and if the user has no recovery codes (the passkey is
+// their first second factor), it also returns ten new recovery codes, to be
+// shown once as TOTP enrolment shows them; a caller that cannot show them
+// passes false, and the user gets codes at a later enrolment or from "New
+// recovery codes". Audited as "auth.passkey.add".
+func (s *Service) FinishPasskeyRegistration(ctx context.Context, p *ferry.Principal, sessionID string, rp RP, ceremonyID, name string, response []byte,
+	recovery bool) (*Passkey, []string, error) {
 	const op = "auth.FinishPasskeyRegistration"
 	name = strings.TrimSpace(name)
 	if name == "" {
 		name = "passkey"
 	}
 	if len(name) > 100 || !utf8.ValidString(name) {
-		return nil, ferry.E(op, ferry.Invalid, "the passkey name is longer than 100 characters")
+		return nil, nil, ferry.E(op, ferry.Invalid, "the passkey name is longer than 100 characters")
 	}
-	deny := func(why string, err error) (*Passkey, error) {
+	deny := func(why string, err error) (*Passkey, []string, error) {
 		if err != nil {
 			why += ": " + clip(err.Error(), 200)
 		}
 		if aerr := s.mfaEvent(ctx, p, "auth.passkey.add", ferry.OutcomeDenied, why); aerr != nil {
-			return nil, aerr
+			return nil, nil, aerr
 		}
-		return nil, ferry.E(op, ferry.Unauthenticated, "the passkey could not be registered; try again")
+		return nil, nil, ferry.E(op, ferry.Unauthenticated, "the passkey could not be registered; try again")
 	}
 	if err := s.passkeysAllowed(ctx, p.OrgID); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	_, sd, err := s.takeCeremony(ctx, ceremonyID, ceremonyRegister, sessionID, rp)
 	if err != nil {
@@ -269,7 +274,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, p *ferry.Princi
 	}
 	w, _, err := s.waUser(ctx, p.UserID)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	parsed, err := protocol.ParseCredentialCreationResponseBytes(response)
 	if err != nil {
@@ -285,7 +290,7 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, p *ferry.Princi
 	}
 	var idb [8]byte
 	if _, err := io.ReadFull(s.rand, idb[:]); err != nil {
-		return nil, ferry.E(op, ferry.Internal, err)
+		return nil, nil, ferry.E(op, ferry.Internal, err)
 	}
 	pk := &db.Passkey{ID: hex.EncodeToString(idb[:]), UserID: p.UserID, CredentialID: cred.ID, PublicKey: cred.PublicKey,
 		AttestationType: cred.AttestationType, AttestationFormat: cred.AttestationFormat, Flags: cred.Flags.MsgpByte(),
@@ -293,16 +298,30 @@ func (s *Service) FinishPasskeyRegistration(ctx context.Context, p *ferry.Princi
 	for _, t := range cred.Transport {
 		pk.Transports = append(pk.Transports, string(t))
 	}
-	if err := s.db.AddPasskey(ctx, pk); err != nil {
+	var codes []string
+	var hashes [][]byte
+	if recovery {
+		if codes, hashes, err = s.recoveryCodes(p.UserID); err != nil {
+			return nil, nil, err
+		}
+	}
+	made, err := s.db.AddPasskey(ctx, pk, hashes)
+	if err != nil {
 		if ferry.KindOf(err) == ferry.Exist {
 			return deny("credential already registered", nil)
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	if err := s.mfaEvent(ctx, p, "auth.passkey.add", ferry.OutcomeOK, "passkey "+pk.ID+" "+quoteName(name)); err != nil {
-		return nil, err
+	detail := "passkey " + pk.ID + " " + quoteName(name)
+	if made {
+		detail += "; 10 recovery codes"
+	} else {
+		codes = nil
 	}
-	return pk, nil
+	if err := s.mfaEvent(ctx, p, "auth.passkey.add", ferry.OutcomeOK, detail); err != nil {
+		return nil, nil, err
+	}
+	return pk, codes, nil
 }
 
 // Passkeys lists the principal's passkeys.
@@ -311,15 +330,21 @@ func (s *Service) Passkeys(ctx context.Context, p *ferry.Principal) ([]*Passkey,
 }
 
 // RemovePasskey deletes one of the principal's passkeys by its public id.
+// If it was their last second factor, their recovery codes go with it.
 // Audited as "auth.passkey.remove".
 func (s *Service) RemovePasskey(ctx context.Context, p *ferry.Principal, id string) error {
-	if err := s.db.DeletePasskey(ctx, p.UserID, id); err != nil {
+	dropped, err := s.db.DeletePasskey(ctx, p.UserID, id)
+	if err != nil {
 		if ferry.KindOf(err) == ferry.NotExist {
 			return ferry.E("auth.RemovePasskey", ferry.NotExist, "no such passkey")
 		}
 		return err
 	}
-	return s.mfaEvent(ctx, p, "auth.passkey.remove", ferry.OutcomeOK, "passkey "+id)
+	detail := "passkey " + id
+	if dropped {
+		detail += " and recovery codes"
+	}
+	return s.mfaEvent(ctx, p, "auth.passkey.remove", ferry.OutcomeOK, detail)
 }
 
 // BeginPasskeyLogin starts a passwordless sign-in with a discoverable

@@ -154,7 +154,7 @@ func (e *mfaEnv) registerKey(t *testing.T, name string) *softKey {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.au.FinishPasskeyRegistration(ctx, e.p, "sess-a", testRP, cid, name, k.register(t, opts, testRP.Origin)); err != nil {
+	if _, _, err := e.au.FinishPasskeyRegistration(ctx, e.p, "sess-a", testRP, cid, name, k.register(t, opts, testRP.Origin), false); err != nil {
 		t.Fatal(err)
 	}
 	return k
@@ -218,12 +218,12 @@ func TestPasskeyRegistration(t *testing.T) {
 			}
 			resp := k.register(t, opts, testRP.Origin)
 			if c.replay {
-				if _, err := e.au.FinishPasskeyRegistration(ctx, e.p, sess, rp, cid, "once", resp); err != nil {
+				if _, _, err := e.au.FinishPasskeyRegistration(ctx, e.p, sess, rp, cid, "once", resp, false); err != nil {
 					t.Fatal(err)
 				}
 				resp = newSoftKey(t).register(t, opts, testRP.Origin)
 			}
-			if _, err := e.au.FinishPasskeyRegistration(ctx, e.p, sess, rp, cid, "x", resp); ferry.KindOf(err) != ferry.Unauthenticated {
+			if _, _, err := e.au.FinishPasskeyRegistration(ctx, e.p, sess, rp, cid, "x", resp, false); ferry.KindOf(err) != ferry.Unauthenticated {
 				t.Fatalf("registration accepted: %v", err)
 			}
 			if ev := e.lastEvent(t, "auth.passkey.add"); ev.Outcome != ferry.OutcomeDenied {

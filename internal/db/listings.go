@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"database/sql"
 
 	"ferry.dev/ferry/internal/ferry"
 )
@@ -117,12 +118,20 @@ func (d *DB) TokensOfOrg(ctx context.Context, orgID string) ([]*ferry.Token, err
 	return out, dbErr("TokensOfOrg", rows.Err())
 }
 
-// DeletePasskeys removes every passkey of a user and returns how many.
+// DeletePasskeys removes every passkey of a user and returns how many;
+// their recovery codes go too unless a TOTP authenticator remains.
 func (d *DB) DeletePasskeys(ctx context.Context, userID string) (int64, error) {
-	res, err := d.sql.ExecContext(ctx, `DELETE FROM passkeys WHERE user_id = $1`, userID)
-	if err != nil {
-		return 0, dbErr("DeletePasskeys", err)
-	}
-	n, err := res.RowsAffected()
-	return n, dbErr("DeletePasskeys", err)
+	var n int64
+	err := d.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM passkeys WHERE user_id = $1`, userID)
+		if err != nil {
+			return dbErr("DeletePasskeys", err)
+		}
+		if n, err = res.RowsAffected(); err != nil {
+			return dbErr("DeletePasskeys", err)
+		}
+		_, err = dropOrphanRecoveryCodes(ctx, tx, userID)
+		return err
+	})
+	return n, err
 }

@@ -53,16 +53,20 @@ func (d *DB) TOTPOf(ctx context.Context, userID string) (*TOTP, error) {
 }
 
 // ConfirmTOTP makes a user's pending TOTP authenticator active, with step as
-// the last step used, and stores its recovery codes (hashes) in place of any
-// earlier ones. It fails with ferry.NotExist if nothing is pending.
-func (d *DB) ConfirmTOTP(ctx context.Context, userID string, step int64, recoveryHashes [][]byte) error {
-	return d.tx(ctx, func(tx *sql.Tx) error {
+// the last step used. If the user has no recovery codes (the authenticator
+// is their first second factor), recoveryHashes become their recovery codes
+// and recovery reports true; codes the user already has are kept. It fails
+// with ferry.NotExist if nothing is pending.
+func (d *DB) ConfirmTOTP(ctx context.Context, userID string, step int64, recoveryHashes [][]byte) (recovery bool, err error) {
+	err = d.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE totp_secrets SET confirmed = 1, last_step = $2 WHERE user_id = $1 AND confirmed = 0`, userID, step)
 		if err := affectedOne("ConfirmTOTP", res, err); err != nil {
 			return err
 		}
-		return setRecoveryCodes(ctx, tx, userID, recoveryHashes)
+		recovery, err = addRecoveryCodesIfNone(ctx, tx, userID, recoveryHashes)
+		return err
 	})
+	return recovery && err == nil, err
 }
 
 // UseTOTPStep records that a code of time step step was accepted for the
@@ -78,8 +82,9 @@ func (d *DB) UseTOTPStep(ctx context.Context, userID string, step int64) (bool, 
 	return n == 1, dbErr("UseTOTPStep", err)
 }
 
-// DeleteTOTP removes a user's TOTP authenticator and recovery codes, and
-// reports whether there was an authenticator.
+// DeleteTOTP removes a user's TOTP authenticator, and reports whether there
+// was one. Their recovery codes go with it only if no other second factor
+// (a passkey) remains.
 func (d *DB) DeleteTOTP(ctx context.Context, userID string) (bool, error) {
 	var n int64
 	err := d.tx(ctx, func(tx *sql.Tx) error {
@@ -90,10 +95,41 @@ func (d *DB) DeleteTOTP(ctx context.Context, userID string) (bool, error) {
 		if n, err = res.RowsAffected(); err != nil {
 			return dbErr("DeleteTOTP", err)
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE user_id = $1`, userID)
-		return dbErr("DeleteTOTP", err)
+		_, err = dropOrphanRecoveryCodes(ctx, tx, userID)
+		return err
 	})
 	return n > 0, err
+}
+
+// dropOrphanRecoveryCodes deletes a user's recovery codes if they have no
+// second factor left (no confirmed TOTP authenticator, no passkey), and
+// reports whether it deleted any. Recovery codes stand in for a second
+// factor; without one they have nothing to recover.
+func dropOrphanRecoveryCodes(ctx context.Context, tx *sql.Tx, userID string) (bool, error) {
+	res, err := tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE user_id = $1
+		AND NOT EXISTS (SELECT 1 FROM totp_secrets WHERE user_id = $1 AND confirmed = 1)
+		AND NOT EXISTS (SELECT 1 FROM passkeys WHERE user_id = $1)`, userID)
+	if err != nil {
+		return false, dbErr("dropOrphanRecoveryCodes", err)
+	}
+	n, err := res.RowsAffected()
+	return n > 0, dbErr("dropOrphanRecoveryCodes", err)
+}
+
+// addRecoveryCodesIfNone stores hashes as the user's recovery codes if they
+// have none (used or not), and reports whether it did.
+func addRecoveryCodesIfNone(ctx context.Context, tx *sql.Tx, userID string, hashes [][]byte) (bool, error) {
+	if len(hashes) == 0 {
+		return false, nil
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1`, userID).Scan(&n); err != nil {
+		return false, dbErr("addRecoveryCodesIfNone", err)
+	}
+	if n > 0 {
+		return false, nil
+	}
+	return true, setRecoveryCodes(ctx, tx, userID, hashes)
 }
 
 // SetRecoveryCodes replaces a user's recovery codes (their hashes).
@@ -175,12 +211,22 @@ func scanPasskey(row interface{ Scan(...any) error }) (*Passkey, error) {
 	return &p, nil
 }
 
-// AddPasskey stores a new passkey. Credential ids are unique.
-func (d *DB) AddPasskey(ctx context.Context, p *Passkey) error {
-	_, err := d.sql.ExecContext(ctx, `INSERT INTO passkeys (`+passkeyCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-		p.ID, p.UserID, p.CredentialID, p.PublicKey, p.AttestationType, p.AttestationFormat, strings.Join(p.Transports, ","), int64(p.Flags),
-		nonNil(p.AAGUID), int64(p.SignCount), p.Name, micro(p.Created), micro(p.LastUsed))
-	return dbErr("AddPasskey", err)
+// AddPasskey stores a new passkey. Credential ids are unique. If the user
+// has no recovery codes (the passkey is their first second factor),
+// recoveryHashes become their recovery codes and recovery reports true;
+// codes the user already has are kept. Pass no hashes to add none.
+func (d *DB) AddPasskey(ctx context.Context, p *Passkey, recoveryHashes [][]byte) (recovery bool, err error) {
+	err = d.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO passkeys (`+passkeyCols+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			p.ID, p.UserID, p.CredentialID, p.PublicKey, p.AttestationType, p.AttestationFormat, strings.Join(p.Transports, ","), int64(p.Flags),
+			nonNil(p.AAGUID), int64(p.SignCount), p.Name, micro(p.Created), micro(p.LastUsed))
+		if err != nil {
+			return dbErr("AddPasskey", err)
+		}
+		recovery, err = addRecoveryCodesIfNone(ctx, tx, p.UserID, recoveryHashes)
+		return err
+	})
+	return recovery && err == nil, err
 }
 
 func nonNil(b []byte) []byte {
@@ -231,10 +277,19 @@ func (d *DB) UsePasskey(ctx context.Context, id string, signCount uint32, flags 
 	return n == 1, dbErr("UsePasskey", err)
 }
 
-// DeletePasskey removes one of a user's passkeys by its public id.
-func (d *DB) DeletePasskey(ctx context.Context, userID, id string) error {
-	res, err := d.sql.ExecContext(ctx, `DELETE FROM passkeys WHERE id = $1 AND user_id = $2`, id, userID)
-	return affectedOne("DeletePasskey", res, err)
+// DeletePasskey removes one of a user's passkeys by its public id. If it
+// was their last second factor (no other passkey, no confirmed TOTP
+// authenticator), their recovery codes go with it and recovery reports true.
+func (d *DB) DeletePasskey(ctx context.Context, userID, id string) (recovery bool, err error) {
+	err = d.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM passkeys WHERE id = $1 AND user_id = $2`, id, userID)
+		if err := affectedOne("DeletePasskey", res, err); err != nil {
+			return err
+		}
+		recovery, err = dropOrphanRecoveryCodes(ctx, tx, userID)
+		return err
+	})
+	return recovery && err == nil, err
 }
 
 // Ceremony is the server-side state of a WebAuthn registration or

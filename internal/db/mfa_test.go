@@ -47,10 +47,10 @@ func TestSecondFactors(t *testing.T) {
 		}
 		factors(false, 0)
 		hashes := [][]byte{bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)}
-		if err := d.ConfirmTOTP(ctx, u.ID, 100, hashes); err != nil {
-			t.Fatal(err)
+		if rec, err := d.ConfirmTOTP(ctx, u.ID, 100, hashes); err != nil || !rec {
+			t.Fatalf("ConfirmTOTP = %v %v, want recovery codes stored", rec, err)
 		}
-		if err := d.ConfirmTOTP(ctx, u.ID, 100, hashes); ferry.KindOf(err) != ferry.NotExist {
+		if _, err := d.ConfirmTOTP(ctx, u.ID, 100, hashes); ferry.KindOf(err) != ferry.NotExist {
 			t.Fatalf("second ConfirmTOTP: %v", err)
 		}
 		factors(true, 0)
@@ -102,12 +102,15 @@ func TestSecondFactors(t *testing.T) {
 		pk := &db.Passkey{ID: "pk1", UserID: u.ID, CredentialID: []byte{9, 9, 9}, PublicKey: []byte("cose"), AttestationType: "none",
 			AttestationFormat: "none", Transports: []string{"internal", "hybrid"}, Flags: 0x1d, AAGUID: make([]byte, 16), SignCount: 4,
 			Name: "laptop", Created: now}
-		if err := d.AddPasskey(ctx, pk); err != nil {
-			t.Fatal(err)
+		if rec, err := d.AddPasskey(ctx, pk, hashes); err != nil || !rec {
+			t.Fatalf("first passkey: AddPasskey = %v %v, want recovery codes stored", rec, err)
+		}
+		if n, _ := d.RecoveryCodesLeft(ctx, u.ID); n != 2 {
+			t.Fatalf("RecoveryCodesLeft after the first passkey = %d", n)
 		}
 		dup := *pk
 		dup.ID = "pk2"
-		if err := d.AddPasskey(ctx, &dup); ferry.KindOf(err) != ferry.Exist {
+		if _, err := d.AddPasskey(ctx, &dup, hashes); ferry.KindOf(err) != ferry.Exist {
 			t.Fatalf("duplicate credential id: %v", err)
 		}
 		factors(false, 1)
@@ -129,16 +132,33 @@ func TestSecondFactors(t *testing.T) {
 		if list, err := d.PasskeysOf(ctx, u.ID); err != nil || len(list) != 1 || list[0].SignCount != 5 || !list[0].LastUsed.Equal(now) {
 			t.Fatalf("PasskeysOf = %+v %v", list, err)
 		}
-		if err := d.DeletePasskey(ctx, "someone else", "pk1"); ferry.KindOf(err) != ferry.NotExist {
+		// A TOTP authenticator beside the passkey keeps the codes it
+		// finds; removing it leaves them to the passkey.
+		if err := d.PutPendingTOTP(ctx, &db.TOTP{UserID: u.ID, Wrapped: []byte("w"), KEKID: "k", Created: now}); err != nil {
+			t.Fatal(err)
+		}
+		if rec, err := d.ConfirmTOTP(ctx, u.ID, 1, [][]byte{bytes.Repeat([]byte{4}, 32)}); err != nil || rec {
+			t.Fatalf("ConfirmTOTP beside a passkey = %v %v, want the codes kept", rec, err)
+		}
+		if _, err := d.DeleteTOTP(ctx, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := d.RecoveryCodesLeft(ctx, u.ID); n != 2 {
+			t.Fatalf("RecoveryCodesLeft after removing TOTP beside a passkey = %d", n)
+		}
+		if _, err := d.DeletePasskey(ctx, "someone else", "pk1"); ferry.KindOf(err) != ferry.NotExist {
 			t.Fatalf("DeletePasskey of another user: %v", err)
 		}
-		if err := d.DeletePasskey(ctx, u.ID, "pk1"); err != nil {
-			t.Fatal(err)
+		if rec, err := d.DeletePasskey(ctx, u.ID, "pk1"); err != nil || !rec {
+			t.Fatalf("DeletePasskey of the last factor = %v %v, want the recovery codes removed", rec, err)
+		}
+		if n, _ := d.RecoveryCodesLeft(ctx, u.ID); n != 0 {
+			t.Fatal("recovery codes outlived the last second factor")
 		}
 		factors(false, 0)
 		// An authenticator without a counter keeps zero.
 		zero := &db.Passkey{ID: "pk3", UserID: u.ID, CredentialID: []byte{7}, PublicKey: []byte("k"), Created: now}
-		if err := d.AddPasskey(ctx, zero); err != nil {
+		if _, err := d.AddPasskey(ctx, zero, nil); err != nil {
 			t.Fatal(err)
 		}
 		if ok, err := d.UsePasskey(ctx, "pk3", 0, 0, now); err != nil || !ok {

@@ -307,7 +307,9 @@ func (h *adminPlane) adminPasskeyAddFinish(w http.ResponseWriter, r *http.Reques
 	if err != nil {
 		return jsonError(w, err)
 	}
-	if _, err := h.auth.FinishPasskeyRegistration(r.Context(), ar.p, ar.sess.ID, rp, id, r.PostForm.Get("name"), []byte(r.PostForm.Get("credential"))); err != nil {
+	// No recovery codes here: the admin pages cannot show them; the user
+	// gets them with an enrolment on the public listener's account page.
+	if _, _, err := h.auth.FinishPasskeyRegistration(r.Context(), ar.p, ar.sess.ID, rp, id, r.PostForm.Get("name"), []byte(r.PostForm.Get("credential")), false); err != nil {
 		return jsonError(w, err)
 	}
 	return jsonReply(w, http.StatusOK, map[string]string{"redirect": "/admin/account"})

@@ -184,6 +184,22 @@ func TestBrowserPasskey(t *testing.T) {
 		chromedp.SendKeys(chromedp.CSS(`#passkey-add input[name=name]`), "virtual key"),
 		chromedp.Click(chromedp.CSS(`#passkey-add button`)),
 		chromedp.WaitVisible(chromedp.Search(`//section[@id="passkeys"]//td[contains(., "virtual key")]`)),
+		chromedp.WaitVisible(chromedp.CSS(`#recovery-codes`)),
+	)
+	// The first second factor brings the recovery codes, shown once.
+	codes := recoveryRE.FindAllString(text(t, ctx, `#recovery-codes`), -1)
+	if len(codes) != 10 {
+		t.Fatalf("%d recovery codes shown after the first passkey: %q", len(codes), codes)
+	}
+	run(t, ctx, "sign out", signOut)
+
+	// A recovery code stands in for the passkey.
+	run(t, ctx, "password, then a recovery code",
+		signInWithPassword(base, "dave@acme.test", "correct horse battery"),
+		chromedp.WaitVisible(chromedp.CSS(`#mfa-form`)),
+		chromedp.SendKeys(chromedp.CSS(`#mfa-form input[name=code]`), codes[0]),
+		chromedp.Click(chromedp.CSS(`#mfa-form button`)),
+		signedInHome,
 	)
 	run(t, ctx, "sign out", signOut)
 

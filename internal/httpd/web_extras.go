@@ -13,7 +13,7 @@ func (h *public) accountExtras(r *http.Request, wr *webReq) (any, error) {
 	}
 	if st, ok := r.Context().Value(accountStateKey{}).(*accountState); ok {
 		m.setEnrol(st.enrol)
-		m.RecoveryCodes, m.Error = st.codes, st.err
+		m.RecoveryCodes, m.Error, m.PasskeyError = st.codes, st.err, st.passkeyErr
 	}
 	return m, nil
 }

@@ -50,6 +50,7 @@ type mfaData struct {
 	RecoveryCodes []string            // new recovery codes, shown once
 	MustEnrol     bool                // MFA required and nothing enrolled
 	Error         string
+	PasskeyError  string // a refused passkey registration (account page)
 }
 
 func (m *mfaData) setEnrol(e *auth.TOTPEnrolment) {
@@ -213,6 +214,10 @@ func (h *public) mfaEnrolConfirm(w http.ResponseWriter, r *http.Request, wr *web
 	if err != nil {
 		return err
 	}
+	if len(codes) == 0 { // the user kept the recovery codes they had
+		h.signedInAs(w, r, secret, sess)
+		return nil
+	}
 	// Signed in: show the recovery codes once, on this response.
 	setSessionCookie(w, secret, sess)
 	_, p, err := h.auth.Session(ctx, secret, remoteHost(r))
@@ -333,9 +338,10 @@ func (h *public) passkeyLoginFinish(w http.ResponseWriter, r *http.Request, wr *
 // accountState carries what an account-page POST wants its blocks to show
 // (a pending enrolment, new recovery codes, an error) to accountExtras.
 type accountState struct {
-	enrol *auth.TOTPEnrolment
-	codes []string
-	err   string
+	enrol      *auth.TOTPEnrolment
+	codes      []string
+	err        string
+	passkeyErr string
 }
 
 type accountStateKey struct{}
@@ -403,17 +409,36 @@ func (h *public) passkeyAddBegin(w http.ResponseWriter, r *http.Request, wr *web
 	return ceremonyBegin(w, opts, id, err)
 }
 
+// passkeyAddFinish stores a new passkey. The account page's script submits
+// it as a page (page=1), so that the recovery codes made with a first
+// second factor are shown once on the account page, as after TOTP
+// enrolment; other callers get JSON, and no recovery codes they could not
+// show.
 func (h *public) passkeyAddFinish(w http.ResponseWriter, r *http.Request, wr *webReq) error {
 	id := takeCeremonyCookie(w, r)
+	page := r.PostForm.Get("page") != ""
 	rp, err := auth.RPFromHost(r.Host)
-	if err != nil {
-		return jsonError(w, err)
+	if err == nil {
+		var codes []string
+		_, codes, err = h.auth.FinishPasskeyRegistration(r.Context(), wr.p, wr.sess.ID, rp, id, r.PostForm.Get("name"), []byte(r.PostForm.Get("credential")), page)
+		if err == nil && len(codes) > 0 {
+			return h.showAccountWith(w, r, wr, &accountState{codes: codes})
+		}
 	}
-	_, err = h.auth.FinishPasskeyRegistration(r.Context(), wr.p, wr.sess.ID, rp, id, r.PostForm.Get("name"), []byte(r.PostForm.Get("credential")))
-	if err != nil {
+	switch {
+	case !page && err != nil:
 		return jsonError(w, err)
+	case !page:
+		return jsonReply(w, http.StatusOK, map[string]string{"redirect": "/account"})
+	case err == nil:
+		http.Redirect(w, r, "/account", http.StatusSeeOther)
+		return nil
 	}
-	return jsonReply(w, http.StatusOK, map[string]string{"redirect": "/account"})
+	switch ferry.KindOf(err) {
+	case ferry.Internal, ferry.Other, ferry.Integrity, ferry.Unavailable, ferry.NoSpace:
+		return err
+	}
+	return h.showAccountWith(w, r, wr, &accountState{passkeyErr: ferry.Message(err)})
 }
 
 func (h *public) passkeyRemove(w http.ResponseWriter, r *http.Request, wr *webReq) error {

@@ -2,7 +2,8 @@
 // state; this module only carries the options to the browser's WebAuthn API
 // and the authenticator's answer back, as form fields (with the page's CSRF
 // token) so the same checks apply as to every form. data-base="/admin" on
-// the element runs the ceremony against the admin listener's routes.
+// the element runs the ceremony against the admin listener's routes;
+// data-finish="page" on a registration form submits its last step as a page.
 
 const b64 = {
   decode(s) {
@@ -32,6 +33,26 @@ async function post(url, fields) {
   }
   if (!res.ok) throw new Error(body.error || "The passkey was not accepted.");
   return body;
+}
+
+// submit posts fields as an ordinary form, so the server's answer is the
+// next page (the account page with new recovery codes, shown once). The
+// returned promise never settles: the page is going away.
+function submit(url, fields) {
+  const f = document.createElement("form");
+  f.method = "post";
+  f.action = url;
+  f.hidden = true;
+  for (const [k, v] of Object.entries(fields)) {
+    const i = document.createElement("input");
+    i.type = "hidden";
+    i.name = k;
+    i.value = v;
+    f.append(i);
+  }
+  document.body.append(f);
+  f.submit();
+  return new Promise(() => {});
 }
 
 function creationOptions(o) {
@@ -92,7 +113,10 @@ const ceremonies = {
     const name = el.querySelector("input[name=name]").value;
     const opts = await post(base + "/account/passkeys/begin", { csrf });
     const cred = await navigator.credentials.create(creationOptions(opts));
-    return post(base + "/account/passkeys/finish", { csrf, name, credential: credentialJSON(cred) });
+    const fields = { csrf, name, credential: credentialJSON(cred) };
+    // data-finish="page": the answer is a page (it may show recovery codes).
+    if (el.dataset.finish === "page") return submit(base + "/account/passkeys/finish", { ...fields, page: "1" });
+    return post(base + "/account/passkeys/finish", fields);
   },
 };
 
