@@ -69,6 +69,11 @@ func (s *Service) done(ctx context.Context, ev *ferry.Event, err error) error {
 			ev.Org = o.Name
 		}
 	}
+	if ev.PartyID != "" && ev.Party == "" {
+		if pt, perr := s.db.PartyByID(ctx, ev.PartyID); perr == nil {
+			ev.Party = pt.Name
+		}
+	}
 	aerr := s.log.Append(context.WithoutCancel(ctx), ev)
 	if err != nil {
 		if aerr != nil {
@@ -355,6 +360,19 @@ func (s *Service) CreateFolder(ctx context.Context, p *ferry.Principal, orgName,
 	return s.tr.CreateFolder(ctx, scoped(p, o), path, partyID)
 }
 
+// folderParty is the party whose data a folder holds, for the audit record
+// of a change to who may reach it ("" for none, or when it cannot be told).
+func (s *Service) folderParty(ctx context.Context, fo *ferry.Folder) string {
+	if s.tr == nil {
+		return ""
+	}
+	id, err := s.tr.FolderParty(ctx, fo)
+	if err != nil {
+		return ""
+	}
+	return id
+}
+
 // Grant sets a user's permissions on a folder of their organisation
 // (inherited by sub-folders). Empty perms ("none") removes the grant.
 func (s *Service) Grant(ctx context.Context, p *ferry.Principal, orgName, email, path, perms string) error {
@@ -393,6 +411,7 @@ func (s *Service) Grant(ctx context.Context, p *ferry.Principal, orgName, email,
 			return err
 		}
 		ev.Object = fo.ID
+		ev.PartyID = s.folderParty(ctx, fo)
 		return s.db.SetGrant(ctx, ferry.Grant{FolderID: fo.ID, UserID: u.ID, Perms: perm})
 	}()
 	return s.done(ctx, ev, err)

@@ -59,6 +59,7 @@ func (s *Service) RevokeGrant(ctx context.Context, p *ferry.Principal, orgName, 
 			return err
 		}
 		ev.Object = fo.ID
+		ev.PartyID = s.folderParty(ctx, fo)
 		grants, err := s.db.GrantsOfOrg(ctx, o.ID)
 		if err != nil {
 			return err

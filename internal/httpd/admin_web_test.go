@@ -360,6 +360,12 @@ func TestAdminPages(t *testing.T) {
 	if !strings.Contains(page, "1 matching events") || !strings.Contains(page, "email ext@initech.test") {
 		t.Fatalf("party filter: want the external user's creation\n%s", page)
 	}
+	// Who was given access to a party's data: the grants on its folders
+	// carry the party.
+	_, page = b.get(A, "/admin/audit?"+url.Values{"party": {"Initech <b>"}, "action": {"grant.*"}}.Encode())
+	if !strings.Contains(page, "2 matching events") || !strings.Contains(page, "user bob@acme.test perms list,read,write") {
+		t.Fatalf("party filter: want the two grants on Initech's folder\n%s", page)
+	}
 	_, page = b.get(A, "/admin/audit?path=/customers/initech&action=folder.create")
 	if !strings.Contains(page, "1 matching events") {
 		t.Fatalf("path filter:\n%s", page)

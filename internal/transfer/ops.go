@@ -89,7 +89,7 @@ func (s *Service) List(ctx context.Context, p *ferry.Principal, path string) ([]
 		return nil, s.notFound(ctx, op, ev, err)
 	}
 	ev.Object = fo.ID
-	ev.PartyID, _ = s.folderParty(ctx, fo)
+	ev.PartyID, _ = s.FolderParty(ctx, fo)
 	subs, err := s.db.ChildFolders(ctx, fo.ID)
 	if err != nil {
 		return nil, s.fail(ctx, ev, err)

@@ -151,7 +151,7 @@ func (s *Service) CreateShare(ctx context.Context, p *ferry.Principal, o ShareOp
 	default:
 		return nil, "", s.fail(ctx, ev, ferr)
 	}
-	if ev.PartyID, err = s.folderParty(ctx, fo); err != nil {
+	if ev.PartyID, err = s.FolderParty(ctx, fo); err != nil {
 		return nil, "", s.fail(ctx, ev, err)
 	}
 	if err := s.shareOptions(ctx, op, p, sh, o, now); err != nil {
@@ -296,7 +296,7 @@ func (s *Service) RevokeShare(ctx context.Context, p *ferry.Principal, id string
 	}
 	ev.Path = sh.Path
 	if fo, err := s.db.FolderByID(ctx, sh.FolderID); err == nil {
-		ev.PartyID, _ = s.folderParty(ctx, fo)
+		ev.PartyID, _ = s.FolderParty(ctx, fo)
 	}
 	if sh.Revoked {
 		return nil
@@ -528,7 +528,7 @@ func (s *Service) ShareList(ctx context.Context, v *ShareVisit, rel string) ([]E
 		return nil, s.shareMiss(ctx, op, ev, err)
 	}
 	ev.Object = fo.ID
-	ev.PartyID, _ = s.folderParty(ctx, fo)
+	ev.PartyID, _ = s.FolderParty(ctx, fo)
 	subs, err := s.db.ChildFolders(ctx, fo.ID)
 	if err != nil {
 		return nil, s.fail(ctx, ev, err)
@@ -746,7 +746,7 @@ func (s *Service) shareUsed(ctx context.Context, v *ShareVisit, p *ferry.Princip
 	ev.Object, ev.Bytes = sh.ID, size
 	ev.Detail = action + "; shared by " + sh.Email
 	if v.folder != nil {
-		ev.PartyID, _ = s.folderParty(ctx, v.folder)
+		ev.PartyID, _ = s.FolderParty(ctx, v.folder)
 	}
 	if err := s.append(ctx, ev); err != nil {
 		s.logger.Error("audit append failed", "action", ev.Action, "err", err)

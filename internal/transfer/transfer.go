@@ -256,9 +256,9 @@ func clean(op string, p *ferry.Principal, path string) (string, error) {
 	return ferry.CleanPath(path)
 }
 
-// folderParty returns the effective party of a folder: its own, or the
-// nearest ancestor's.
-func (s *Service) folderParty(ctx context.Context, f *ferry.Folder) (string, error) {
+// FolderParty returns the effective party of a folder: its own, or the
+// nearest ancestor's ("" for none).
+func (s *Service) FolderParty(ctx context.Context, f *ferry.Folder) (string, error) {
 	for i := 0; i < ferry.MaxPathLen; i++ {
 		if f.PartyID != "" || f.ParentID == "" {
 			return f.PartyID, nil
@@ -299,7 +299,7 @@ func (s *Service) Put(ctx context.Context, p *ferry.Principal, path string, r io
 	} else if err != nil {
 		return nil, s.fail(ctx, ev, err)
 	}
-	party, err := s.folderParty(ctx, parent)
+	party, err := s.FolderParty(ctx, parent)
 	if err != nil {
 		return nil, s.fail(ctx, ev, err)
 	}

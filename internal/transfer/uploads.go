@@ -85,7 +85,7 @@ func (s *Service) CreateUpload(ctx context.Context, p *ferry.Principal, path str
 	if _, err := s.db.FolderByPath(ctx, p.OrgID, path); err == nil {
 		return nil, s.fail(ctx, ev, ferry.Errorf(op, ferry.Exist, "%s is a folder", path))
 	}
-	if ev.PartyID, err = s.folderParty(ctx, parent); err != nil {
+	if ev.PartyID, err = s.FolderParty(ctx, parent); err != nil {
 		return nil, s.fail(ctx, ev, err)
 	}
 	now := s.now().UTC()
@@ -417,7 +417,7 @@ func (s *Service) CompleteUpload(ctx context.Context, p *ferry.Principal, id str
 	} else if err != nil {
 		return nil, s.fail(ctx, ev, err)
 	}
-	if ev.PartyID, err = s.folderParty(ctx, parent); err != nil {
+	if ev.PartyID, err = s.FolderParty(ctx, parent); err != nil {
 		return nil, s.fail(ctx, ev, err)
 	}
 	org, err := s.db.OrgByID(ctx, p.OrgID)

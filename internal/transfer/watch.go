@@ -46,7 +46,7 @@ func (s *Service) Watch(ctx context.Context, p *ferry.Principal, pth string) (*f
 	if err != nil {
 		return nil, s.notFound(ctx, op, ev, err)
 	}
-	ev.PartyID, _ = s.folderParty(ctx, fo)
+	ev.PartyID, _ = s.FolderParty(ctx, fo)
 	w := &ferry.Watch{ID: ferry.NewID(s.rand), OrgID: p.OrgID, UserID: p.UserID, FolderID: fo.ID, Path: fo.Path, Created: s.now().UTC()}
 	if err := s.db.CreateWatch(ctx, w); err != nil {
 		if ferry.KindOf(err) == ferry.Exist {
