@@ -4,6 +4,7 @@ package blobtest
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -451,8 +452,9 @@ func testConcurrent(t *testing.T, b blob.Backend) {
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*writers)
 	for i, id := range ids {
+		seed := uint64(100 + i)
 		wg.Go(func() {
-			if err := putErr(b, id, randomBytes(uint64(100+i), 300_000)); err != nil {
+			if err := putErr(b, id, randomBytes(seed, 300_000)); err != nil {
 				errs <- fmt.Errorf("writer %d: %w", i, err)
 			}
 		})
@@ -636,8 +638,7 @@ func wantNotExist(t *testing.T, b blob.Backend, id string) {
 // randomBytes returns n pseudo-random bytes, the same for the same seed.
 func randomBytes(seed uint64, n int) []byte {
 	var key [32]byte
-	key[0] = byte(seed)
-	key[1] = byte(seed >> 8)
+	binary.LittleEndian.PutUint64(key[:8], seed)
 	p := make([]byte, n)
 	rand.NewChaCha8(key).Read(p)
 	return p
