@@ -128,6 +128,9 @@ func (l *Log) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if n < 0 {
+		return ferry.Errorf("audit.load", ferry.Integrity, "audit log's last sequence number is %d: records were renumbered below 0 (run ferry audit verify)", n-1)
+	}
 	f := frontier{n: n}
 	var idx []int64
 	f.subtrees(func(_, _ int, x int64) { idx = append(idx, x) })

@@ -212,3 +212,22 @@ func TestOpenRefusesTruncated(t *testing.T) {
 		}
 	})
 }
+
+// TestOpenRefusesNegativeSize checks that a log whose sequence numbers were
+// moved below zero (so that its size, the highest seq plus one, is negative)
+// is refused as tampered rather than read as a tree of a negative size.
+func TestOpenRefusesNegativeSize(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		l := e.open(t)
+		fill(t, l, 0, 3)
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		e.exec(t, `UPDATE audit_records SET seq = seq - 10`)
+		e.exec(t, `DELETE FROM audit_checkpoints`)
+		// No checkpoint file or row: the refusal comes from the size alone.
+		if _, err := audit.Open(context.Background(), e.d, e.signer, "", nil, nil); ferry.KindOf(err) != ferry.Integrity {
+			t.Fatalf("Open of a log of size -7: %v, want Integrity", err)
+		}
+	})
+}

@@ -1,8 +1,6 @@
 package audit
 
 import (
-	"math/bits"
-
 	"golang.org/x/mod/sumdb/tlog"
 )
 
@@ -11,7 +9,7 @@ import (
 // largest (leftmost) first. It is all that is needed to append a record and to
 // compute the root, so both the Log and Verify keep one instead of the tree.
 type frontier struct {
-	n      int64
+	n      int64 // never negative: Log.load refuses a negative size
 	hashes []tlog.Hash
 }
 
@@ -23,7 +21,7 @@ var emptyRoot, _ = tlog.TreeHash(0, nil)
 func (f *frontier) subtrees(fn func(i int, level int, index int64)) {
 	start, i := int64(0), 0
 	for level := 63; level >= 0; level-- {
-		if uint64(f.n)>>uint(level)&1 == 1 {
+		if f.n>>uint(level)&1 == 1 {
 			fn(i, level, tlog.StoredHashIndex(level, start>>uint(level)))
 			start += 1 << uint(level)
 			i++
@@ -47,7 +45,10 @@ func (f *frontier) lookup(index int64) (tlog.Hash, bool) {
 // first, then one per subtree it completes, as tlog.StoredHashes returns
 // them) and advances to f.n+1.
 func (f *frontier) push(stored []tlog.Hash) {
-	merged := bits.TrailingZeros64(uint64(f.n + 1))
+	merged := 0 // the subtrees record f.n completes: the trailing 1 bits of f.n
+	for k := f.n; k&1 == 1; k >>= 1 {
+		merged++
+	}
 	f.hashes = append(f.hashes[:len(f.hashes)-merged], stored[len(stored)-1])
 	f.n++
 }
