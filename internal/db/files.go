@@ -20,6 +20,9 @@ func scanFile(row interface{ Scan(...any) error }) (*ferry.File, error) {
 		&f.UploaderID, &party, &created, &modified, &expires, &hold, &f.Parts); err != nil {
 		return nil, err
 	}
+	if f.Size < 0 {
+		return nil, ferry.Errorf("db.scanFile", ferry.Internal, "stored size %d of file %s is negative", f.Size, f.ID)
+	}
 	if folderPath == "/" {
 		f.Path = "/" + f.Name
 	} else {

@@ -38,7 +38,9 @@ func (d *DB) GrantsForUser(ctx context.Context, userID string) ([]PathGrant, err
 		if err := rows.Scan(&g.Path, &p); err != nil {
 			return nil, dbErr("GrantsForUser", err)
 		}
-		g.Perms = ferry.Perm(p)
+		if g.Perms, err = storedPerm("db.GrantsForUser", p); err != nil {
+			return nil, err
+		}
 		out = append(out, g)
 	}
 	return out, dbErr("GrantsForUser", rows.Err())

@@ -92,7 +92,9 @@ func (d *DB) GrantsOfOrg(ctx context.Context, orgID string) ([]ferry.Grant, erro
 		if err := rows.Scan(&g.FolderID, &g.UserID, &p); err != nil {
 			return nil, dbErr("GrantsOfOrg", err)
 		}
-		g.Perms = ferry.Perm(p)
+		if g.Perms, err = storedPerm("db.GrantsOfOrg", p); err != nil {
+			return nil, err
+		}
 		out = append(out, g)
 	}
 	return out, dbErr("GrantsOfOrg", rows.Err())

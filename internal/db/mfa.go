@@ -207,7 +207,14 @@ func scanPasskey(row interface{ Scan(...any) error }) (*Passkey, error) {
 	if transports != "" {
 		p.Transports = strings.Split(transports, ",")
 	}
-	p.Flags, p.SignCount, p.Created, p.LastUsed = byte(flags), uint32(count), fromMicro(created), fromMicro(used)
+	var err error
+	if p.Flags, err = storedUint8("db.scanPasskey", "passkey flags", flags); err != nil {
+		return nil, err
+	}
+	if p.SignCount, err = storedUint32("db.scanPasskey", "passkey signature count", count); err != nil {
+		return nil, err
+	}
+	p.Created, p.LastUsed = fromMicro(created), fromMicro(used)
 	return &p, nil
 }
 
