@@ -283,8 +283,9 @@ func ParseCIDRs(v string) ([]netip.Prefix, error) {
 // SecondFactorDue reports whether a user must give a second factor after
 // their password or key on a protocol that can only ask for a code (SFTP):
 // their organisation requires one, or they have one enrolled (a TOTP
-// authenticator, or a passkey — which SFTP cannot use, so such a user
-// needs a TOTP authenticator for SFTP).
+// authenticator, or a passkey where the policy allows passkeys — which SFTP
+// cannot use, so such a user answers with a recovery code, or enrols a TOTP
+// authenticator for SFTP).
 func (s *Service) SecondFactorDue(ctx context.Context, userID string) (bool, error) {
 	u, err := s.db.UserByID(ctx, userID)
 	if err != nil {
@@ -294,6 +295,8 @@ func (s *Service) SecondFactorDue(ctx context.Context, userID string) (bool, err
 	if err != nil || pol.MFARequired {
 		return pol != nil && pol.MFARequired, err
 	}
-	totp, passkeys, err := s.db.SecondFactors(ctx, userID)
-	return totp || passkeys > 0, err
+	// As at web sign-in: a passkey counts only where the policy allows
+	// passkeys (otherwise a passkey-only user would be asked over SFTP for
+	// a code that cannot be accepted).
+	return s.hasSecondFactor(ctx, userID)
 }

@@ -225,4 +225,18 @@ func TestRecoveryCodePasskeyOnlyMFA(t *testing.T) {
 	if ev := e.lastEvent(t, "auth.login"); ev.Detail != "recovery: no second factor enrolled" {
 		t.Fatalf("code with passkeys off audited as %+v", ev)
 	}
+	// ... so SFTP asks for no code either, as the web asks for none.
+	if due, err := e.au.SecondFactorDue(ctx, e.user.ID); err != nil || due {
+		t.Fatalf("SFTP second factor due with passkeys off: %v %v", due, err)
+	}
+	if _, sess, err := e.au.Login(ctx, e.user.Email, testPassword, auth.Client{Remote: "192.0.2.7:1"}); err != nil || sess.Stage != ferry.SessionFull {
+		t.Fatalf("web sign-in with passkeys off: %+v %v", sess, err)
+	}
+	pol.Passkeys = ferry.PasskeysAllowed
+	if err := e.d.SetPolicy(ctx, pol); err != nil {
+		t.Fatal(err)
+	}
+	if due, err := e.au.SecondFactorDue(ctx, e.user.ID); err != nil || !due {
+		t.Fatalf("SFTP second factor due with passkeys allowed: %v %v", due, err)
+	}
 }
