@@ -125,11 +125,17 @@ func writeFileAtomic(name string, data []byte, perm os.FileMode) (err error) {
 	if err = os.Rename(f.Name(), name); err != nil {
 		return err
 	}
-	if d, derr := os.Open(dir); derr == nil {
-		d.Sync()
-		d.Close()
+	// Without the directory's fsync the rename may not survive a crash:
+	// a failure here is the write's failure.
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
 	}
-	return nil
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // CheckpointFile is where a data directory keeps the audit log's latest
