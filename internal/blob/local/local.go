@@ -321,8 +321,11 @@ func (w *writer) Commit() error {
 	}
 	if err := w.l.syncDir(w.dir); err != nil {
 		// Not known to be durable: take it back, so that a failed Commit
-		// leaves nothing visible.
-		w.l.root.Remove(w.name)
+		// leaves nothing visible. Should that fail too, the error says
+		// so: the blob stays under its id although Commit failed.
+		if rerr := w.l.root.Remove(w.name); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = errors.Join(err, fmt.Errorf("the uncommitted blob could not be removed and stays: %w", rerr))
+		}
 		return wrap(op, err)
 	}
 	return nil
