@@ -696,7 +696,11 @@ func (s *Service) SharePut(ctx context.Context, v *ShareVisit, name string, r io
 	if _, err := s.db.FileByName(ctx, v.folder.ID, name); err == nil {
 		ext := path.Ext(name)
 		var sfx [4]byte
-		io.ReadFull(s.rand, sfx[:])
+		if _, err := io.ReadFull(s.rand, sfx[:]); err != nil {
+			// A suffix not random could name a file an earlier visitor
+			// dropped, and Put would replace it.
+			return nil, ferry.E(op, ferry.Internal, "cannot choose a free name", err)
+		}
 		alt := strings.TrimSuffix(name, ext) + " (" + hex.EncodeToString(sfx[:]) + ")" + ext
 		if ferry.ValidName(alt) != nil {
 			return nil, ferry.E(op, ferry.Invalid, "choose a shorter file name")

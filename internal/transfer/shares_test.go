@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"net/netip"
 	"testing"
@@ -278,5 +279,66 @@ func TestFrozenVisitorSpendsNoLimit(t *testing.T) {
 	}
 	if _, err := e.tr.OpenPackageFile(ctx, guest, pkg.ID, f.ID); err != nil {
 		t.Fatalf("the frozen attempt spent the recipient's one download: %v", err)
+	}
+}
+
+// failSuffix is a random source that fails the 4-byte reads SharePut makes
+// for a name's suffix, and reads crypto/rand otherwise.
+type failSuffix struct{}
+
+func (failSuffix) Read(p []byte) (int, error) {
+	if len(p) == 4 {
+		return 0, errors.New("no randomness")
+	}
+	return rand.Read(p)
+}
+
+// TestSharePutRandFails: when no random suffix can be had for a taken name,
+// a drop box upload fails instead of using a fixed one, which could be the
+// name of an earlier visitor's file and replace it.
+func TestSharePutRandFails(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, dbtest.SQLite(t))
+	if _, err := e.tr.CreateFolder(ctx, e.admin, "/drop", ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"/drop/a.txt", "/drop/a (00000000).txt"} {
+		if _, err := e.tr.Put(ctx, e.admin, name, bytes.NewReader([]byte("earlier"))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u := &ferry.User{ID: ferry.NewID(nil), OrgID: e.org.ID, Email: "a@acme.test", Role: ferry.RoleAdmin}
+	if err := e.d.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	p := &ferry.Principal{UserID: u.ID, Email: u.Email, OrgID: e.org.ID, Role: ferry.RoleAdmin, Remote: "test"}
+	_, tok, err := e.tr.CreateShare(ctx, p, transfer.ShareOptions{Path: "/drop", DropBox: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.tr.VisitShare(ctx, tok, "192.0.2.1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := e.cfg
+	c.Rand = failSuffix{}
+	tr := transfer.New(c)
+	if f, err := tr.SharePut(ctx, v, "a.txt", bytes.NewReader([]byte("later"))); ferry.KindOf(err) != ferry.Internal {
+		t.Fatalf("SharePut without randomness: %+v %v", f, err)
+	}
+	for _, name := range []string{"/drop/a.txt", "/drop/a (00000000).txt"} {
+		d, err := e.tr.Open(ctx, e.admin, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := d.Read(ctx, 0, d.File.Size)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		if string(b) != "earlier" {
+			t.Errorf("%s now holds %q", name, b)
+		}
 	}
 }

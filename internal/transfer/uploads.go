@@ -437,7 +437,10 @@ func (s *Service) CompleteUpload(ctx context.Context, p *ferry.Principal, id str
 	sum := h.Sum(nil)
 	ev.Bytes, ev.SHA256 = u.Size, hex.EncodeToString(sum)
 	if u.ExpectSHA256 != nil && !bytes.Equal(sum, u.ExpectSHA256) {
-		s.discardUpload(ctx, u)
+		if err := s.discardUpload(ctx, u); err != nil && ferry.KindOf(err) != ferry.NotExist {
+			// It stays until it expires, when sweepUploads shreds it.
+			s.logger.Error("discard upload", "upload", u.ID, "err", err)
+		}
 		return nil, s.fail(ctx, ev, ferry.Errorf(op, ferry.Checksum, "the content's SHA-256 is %x, not the %x declared; the upload was discarded", sum, u.ExpectSHA256))
 	}
 	now := s.now().UTC()
