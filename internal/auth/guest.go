@@ -73,7 +73,7 @@ func (s *Service) VerifyGuestCode(ctx context.Context, pkg *ferry.Package, r *fe
 	ev := &ferry.Event{Action: "package.otp.fail", Outcome: ferry.OutcomeDenied, Actor: r.Email, OrgID: pkg.OrgID, Object: pkg.ID, PartyID: pkg.PartyID, Remote: remote, Protocol: "https"}
 	fail := func(why string) error {
 		ev.Detail = why
-		if err := s.log.Append(ctx, ev); err != nil {
+		if err := s.record(ctx, ev); err != nil {
 			return err
 		}
 		return errGuestCode
@@ -127,7 +127,7 @@ func (s *Service) VerifyGuestCode(ctx context.Context, pkg *ferry.Package, r *fe
 		return "", nil, err
 	}
 	ev.Action, ev.Outcome, ev.Session, ev.Detail = "package.otp.ok", ferry.OutcomeOK, gs.ID, "guest session until "+exp.Format(time.RFC3339)
-	if err := s.log.Append(ctx, ev); err != nil {
+	if err := s.record(ctx, ev); err != nil {
 		return "", nil, err
 	}
 	return sec, gs, nil

@@ -92,7 +92,7 @@ func (s *Service) AcceptInvite(ctx context.Context, token, password string, c Cl
 	if err != nil {
 		if ferry.KindOf(err) == ferry.NotExist {
 			ev.Outcome, ev.Detail = ferry.OutcomeDenied, "unusable invitation link"
-			if aerr := s.log.Append(ctx, ev); aerr != nil {
+			if aerr := s.record(ctx, ev); aerr != nil {
 				return "", nil, aerr
 			}
 		}
@@ -114,7 +114,7 @@ func (s *Service) AcceptInvite(ctx context.Context, token, password string, c Cl
 	} else if err != nil {
 		return "", nil, err
 	}
-	if err := s.log.Append(ctx, ev); err != nil {
+	if err := s.record(ctx, ev); err != nil {
 		return "", nil, err
 	}
 	return s.Login(ctx, u.Email, password, c)

@@ -112,11 +112,11 @@ func (s *Service) IssueToken(ctx context.Context, req TokenRequest, c Client) (s
 	if err != nil {
 		return "", nil, err
 	}
-	if err := s.log.Append(ctx, &ferry.Event{Action: "auth.login", Outcome: ferry.OutcomeOK, Actor: u.Email, ActorID: u.ID, OrgID: u.OrgID,
+	if err := s.record(ctx, &ferry.Event{Action: "auth.login", Outcome: ferry.OutcomeOK, Actor: u.Email, ActorID: u.ID, OrgID: u.OrgID,
 		Token: t.ID, Remote: c.Remote, Protocol: "https", Detail: "token endpoint: " + methods}); err != nil {
 		return "", nil, err
 	}
-	if err := s.log.Append(ctx, &ferry.Event{Action: "token.create", Outcome: ferry.OutcomeOK, Actor: u.Email, ActorID: u.ID, OrgID: u.OrgID,
+	if err := s.record(ctx, &ferry.Event{Action: "token.create", Outcome: ferry.OutcomeOK, Actor: u.Email, ActorID: u.ID, OrgID: u.OrgID,
 		Token: t.ID, Object: t.ID, Remote: c.Remote, Protocol: "https",
 		Detail: "scope " + req.Scope.String() + ", expires " + t.Expires.Format(time.RFC3339) + ", by the token endpoint"}); err != nil {
 		return "", nil, err

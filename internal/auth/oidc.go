@@ -460,7 +460,7 @@ func (s *Service) ssoDeny(ctx context.Context, orgID, email string, c Client, wh
 			ev.Actor, ev.ActorID = u.Email, u.ID
 		}
 	}
-	if err := s.log.Append(ctx, ev); err != nil {
+	if err := s.record(ctx, ev); err != nil {
 		return err
 	}
 	return ferry.E("auth.FinishSSO", kind, msg)
@@ -651,7 +651,7 @@ func (s *Service) ssoUser(ctx context.Context, cfg *db.OIDCConfig, claims *idCla
 	}
 	ev := &ferry.Event{Action: "user.create", Outcome: ferry.OutcomeOK, Actor: "sso", OrgID: cfg.OrgID, Object: u.ID, PartyID: u.PartyID,
 		Remote: c.Remote, Protocol: "https", Detail: "email " + email + " role " + string(u.Role) + "; provisioned at single sign-on by " + cfg.Issuer + " (subject " + clip(claims.Subject, 100) + ")"}
-	if err := s.log.Append(ctx, ev); err != nil {
+	if err := s.record(ctx, ev); err != nil {
 		return nil, err
 	}
 	return u, nil

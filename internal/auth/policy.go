@@ -199,7 +199,7 @@ func (s *Service) ChangePassword(ctx context.Context, p *ferry.Principal, curren
 	}
 	if len(current) > MaxPasswordLen || !VerifyPassword(hash, current) || u.PasswordHash == "" || u.Disabled {
 		ev.Outcome, ev.Detail = ferry.OutcomeDenied, "wrong current password"
-		if err := s.log.Append(ctx, ev); err != nil {
+		if err := s.record(ctx, ev); err != nil {
 			return err
 		}
 		return ferry.E(op, ferry.Unauthenticated, "the current password is wrong")
@@ -231,7 +231,7 @@ func (s *Service) ChangePassword(ctx context.Context, p *ferry.Principal, curren
 		}
 	}
 	ev.Detail = "other sessions ended: " + strconv.Itoa(ended)
-	return s.log.Append(ctx, ev)
+	return s.record(ctx, ev)
 }
 
 // withinPolicy reports whether a session still fits its organisation's
@@ -264,7 +264,7 @@ func (s *Service) AlertLockout(lk Lock) {
 			ev.Actor, ev.ActorID, ev.OrgID = u.Email, u.ID, u.OrgID
 		}
 	}
-	if err := s.log.Append(ctx, ev); err != nil {
+	if err := s.record(ctx, ev); err != nil {
 		s.logger.Error("audit lockout alert", "lock", lk.String(), "err", err)
 	}
 }

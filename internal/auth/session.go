@@ -249,7 +249,7 @@ func (s *Service) newSession(ctx context.Context, u *ferry.User, pol *ferry.Poli
 	if stage == ferry.SessionMFA {
 		detail += "; second factor due"
 	}
-	if err := s.log.Append(ctx, &ferry.Event{Action: "auth.login", Outcome: ferry.OutcomeOK, Actor: u.Email, ActorID: u.ID, OrgID: u.OrgID,
+	if err := s.record(ctx, &ferry.Event{Action: "auth.login", Outcome: ferry.OutcomeOK, Actor: u.Email, ActorID: u.ID, OrgID: u.OrgID,
 		Session: sess.ID, Remote: c.Remote, Protocol: planeProtocol(sess.Plane), Detail: detail}); err != nil {
 		return "", nil, err
 	}
@@ -264,7 +264,7 @@ func (s *Service) loginDeny(ctx context.Context, u *ferry.User, email string, c 
 	if u != nil {
 		ev.Actor, ev.ActorID, ev.OrgID = u.Email, u.ID, u.OrgID
 	}
-	if err := s.log.Append(ctx, ev); err != nil {
+	if err := s.record(ctx, ev); err != nil {
 		return err
 	}
 	return ErrLoginFailed
@@ -340,7 +340,7 @@ func (s *Service) Logout(ctx context.Context, sess *ferry.Session, p *ferry.Prin
 	if err := s.db.RevokeSession(ctx, sess.ID); err != nil {
 		return err
 	}
-	return s.log.Append(ctx, &ferry.Event{Action: "auth.logout", Outcome: ferry.OutcomeOK, Actor: p.Email, ActorID: p.UserID, OrgID: p.OrgID,
+	return s.record(ctx, &ferry.Event{Action: "auth.logout", Outcome: ferry.OutcomeOK, Actor: p.Email, ActorID: p.UserID, OrgID: p.OrgID,
 		Session: sess.ID, Remote: p.Remote, Protocol: planeProtocol(sess.Plane)})
 }
 
@@ -370,7 +370,7 @@ func (s *Service) RevokeSession(ctx context.Context, p *ferry.Principal, id stri
 	if err := s.db.RevokeSession(ctx, id); err != nil {
 		return err
 	}
-	return s.log.Append(ctx, &ferry.Event{Action: "session.revoke", Outcome: ferry.OutcomeOK, Actor: p.Email, ActorID: p.UserID, OrgID: p.OrgID,
+	return s.record(ctx, &ferry.Event{Action: "session.revoke", Outcome: ferry.OutcomeOK, Actor: p.Email, ActorID: p.UserID, OrgID: p.OrgID,
 		Session: p.SessionID, Remote: p.Remote, Object: id})
 }
 
@@ -400,7 +400,7 @@ func (s *Service) CreateOwnToken(ctx context.Context, p *ferry.Principal, name s
 	if err != nil {
 		return "", nil, err
 	}
-	if err := s.log.Append(ctx, &ferry.Event{Action: "token.create", Outcome: ferry.OutcomeOK, Actor: p.Email, ActorID: p.UserID, OrgID: p.OrgID,
+	if err := s.record(ctx, &ferry.Event{Action: "token.create", Outcome: ferry.OutcomeOK, Actor: p.Email, ActorID: p.UserID, OrgID: p.OrgID,
 		Session: p.SessionID, Token: t.ID, Object: t.ID, Remote: p.Remote, Detail: "scope " + scope.String() + ", expires " + t.Expires.Format(time.RFC3339)}); err != nil {
 		return "", nil, err
 	}
@@ -417,6 +417,6 @@ func (s *Service) RevokeOwnToken(ctx context.Context, p *ferry.Principal, id str
 	if err := s.db.RevokeToken(ctx, id); err != nil {
 		return err
 	}
-	return s.log.Append(ctx, &ferry.Event{Action: "token.revoke", Outcome: ferry.OutcomeOK, Actor: p.Email, ActorID: p.UserID, OrgID: p.OrgID,
+	return s.record(ctx, &ferry.Event{Action: "token.revoke", Outcome: ferry.OutcomeOK, Actor: p.Email, ActorID: p.UserID, OrgID: p.OrgID,
 		Session: p.SessionID, Token: p.TokenID, Object: id, Remote: p.Remote})
 }

@@ -115,7 +115,7 @@ func (s *Service) SSHPublicKey(ctx context.Context, email string, key ssh.Public
 func (s *Service) SSHAccepted(ctx context.Context, p *ferry.Principal, method, detail string) error {
 	ev := &ferry.Event{Time: s.now(), Action: "auth.ssh", Outcome: ferry.OutcomeOK, Actor: p.Email, ActorID: p.UserID, OrgID: p.OrgID,
 		Remote: p.Remote, Protocol: "sftp", Detail: strings.TrimSpace(method + " " + detail)}
-	if err := s.log.Append(context.WithoutCancel(ctx), ev); err != nil {
+	if err := s.record(ctx, ev); err != nil {
 		return err
 	}
 	// A login from an address range never seen for this user alerts, as
@@ -129,7 +129,7 @@ func (s *Service) SSHAccepted(ctx context.Context, p *ferry.Principal, method, d
 func (s *Service) SSHLockout(ctx context.Context, addr, remote string, d time.Duration) error {
 	ev := &ferry.Event{Time: s.now(), Action: "auth.lockout", Outcome: ferry.OutcomeDenied, Actor: "anonymous", Remote: remote,
 		Protocol: "sftp", Detail: "address " + addr + " locked out for " + d.String() + " after repeated failed logins"}
-	return s.log.Append(context.WithoutCancel(ctx), ev)
+	return s.record(ctx, ev)
 }
 
 // sshDeny audits a refused SSH login and returns ErrSSHDenied (or the audit
@@ -142,7 +142,7 @@ func (s *Service) sshDeny(ctx context.Context, u *ferry.User, email, remote, met
 	} else {
 		ev.Detail += " " + quoteName(email)
 	}
-	if err := s.log.Append(context.WithoutCancel(ctx), ev); err != nil {
+	if err := s.record(ctx, ev); err != nil {
 		return err
 	}
 	return ErrSSHDenied

@@ -45,7 +45,7 @@ func (s *Service) AddOwnSSHKey(ctx context.Context, p *ferry.Principal, authoriz
 		}
 		return nil, err
 	}
-	if err := s.log.Append(ctx, &ferry.Event{Action: "sshkey.add", Outcome: ferry.OutcomeOK, Actor: p.Email, ActorID: p.UserID, OrgID: p.OrgID,
+	if err := s.record(ctx, &ferry.Event{Action: "sshkey.add", Outcome: ferry.OutcomeOK, Actor: p.Email, ActorID: p.UserID, OrgID: p.OrgID,
 		Session: p.SessionID, Token: p.TokenID, Remote: p.Remote, Object: k.ID, Detail: "own key " + pub.Type() + " " + k.Fingerprint}); err != nil {
 		return nil, err
 	}
@@ -61,6 +61,6 @@ func (s *Service) RemoveOwnSSHKey(ctx context.Context, p *ferry.Principal, id st
 		}
 		return err
 	}
-	return s.log.Append(ctx, &ferry.Event{Action: "sshkey.remove", Outcome: ferry.OutcomeOK, Actor: p.Email, ActorID: p.UserID, OrgID: p.OrgID,
+	return s.record(ctx, &ferry.Event{Action: "sshkey.remove", Outcome: ferry.OutcomeOK, Actor: p.Email, ActorID: p.UserID, OrgID: p.OrgID,
 		Session: p.SessionID, Token: p.TokenID, Remote: p.Remote, Object: id})
 }

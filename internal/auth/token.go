@@ -107,7 +107,7 @@ func ParseTokenID(tok string) string {
 func (s *Service) Token(ctx context.Context, tok, remote string) (*ferry.Principal, error) {
 	const op = "auth.Token"
 	deny := func(why string) (*ferry.Principal, error) {
-		s.log.Append(ctx, &ferry.Event{Action: "auth.token", Outcome: ferry.OutcomeDenied, Actor: "anonymous", Remote: remote, Token: ParseTokenID(tok), Detail: why})
+		s.record(ctx, &ferry.Event{Action: "auth.token", Outcome: ferry.OutcomeDenied, Actor: "anonymous", Remote: remote, Token: ParseTokenID(tok), Detail: why})
 		return nil, ferry.E(op, ferry.Unauthenticated, "invalid or expired token")
 	}
 	id := ParseTokenID(tok)
@@ -139,7 +139,7 @@ func (s *Service) Token(ctx context.Context, tok, remote string) (*ferry.Princip
 		return deny("user disabled")
 	}
 	if s.guard.UserFrozen(u.ID) {
-		s.log.Append(ctx, &ferry.Event{Action: "auth.token", Outcome: ferry.OutcomeDenied, Actor: u.Email, ActorID: u.ID, OrgID: u.OrgID, Remote: remote, Token: t.ID,
+		s.record(ctx, &ferry.Event{Action: "auth.token", Outcome: ferry.OutcomeDenied, Actor: u.Email, ActorID: u.ID, OrgID: u.OrgID, Remote: remote, Token: t.ID,
 			Detail: "frozen by the guard"})
 		return nil, ferry.E(op, ferry.Permission, ferry.Message(guard.ErrFrozen))
 	}
@@ -148,7 +148,7 @@ func (s *Service) Token(ctx context.Context, tok, remote string) (*ferry.Princip
 		return nil, err
 	}
 	if !pol.AddrAllowed(remote) {
-		s.log.Append(ctx, &ferry.Event{Action: "auth.token", Outcome: ferry.OutcomeDenied, Actor: u.Email, ActorID: u.ID, OrgID: u.OrgID, Remote: remote, Token: t.ID,
+		s.record(ctx, &ferry.Event{Action: "auth.token", Outcome: ferry.OutcomeDenied, Actor: u.Email, ActorID: u.ID, OrgID: u.OrgID, Remote: remote, Token: t.ID,
 			Detail: "address not in the organisation's allowed ranges"})
 		return nil, ferry.E(op, ferry.Permission, "your organisation does not allow API access from this address")
 	}
@@ -164,7 +164,7 @@ func (s *Service) Token(ctx context.Context, tok, remote string) (*ferry.Princip
 	s.mu.Unlock()
 	if first {
 		s.guard.TokenUse(ctx, p, remote)
-		if err := s.log.Append(ctx, &ferry.Event{Action: "token.use", Outcome: ferry.OutcomeOK, Actor: u.Email, ActorID: u.ID, OrgID: u.OrgID, Token: t.ID, Remote: remote}); err != nil {
+		if err := s.record(ctx, &ferry.Event{Action: "token.use", Outcome: ferry.OutcomeOK, Actor: u.Email, ActorID: u.ID, OrgID: u.OrgID, Token: t.ID, Remote: remote}); err != nil {
 			return nil, err
 		}
 		if err := s.db.TouchToken(ctx, t.ID, now); err != nil {
@@ -190,3 +190,15 @@ func (s *Service) NewSetupCode(ctx context.Context, ttl time.Duration) (string, 
 
 // SetupCodeHash returns the stored form of a setup code.
 func SetupCodeHash(code string) []byte { return hashSecret(code) }
+
+// record appends ev to the audit log. A record must not be lost because
+// the client went away (a brute-forcer that drops each connection at once
+// would otherwise leave no trace): the append is detached from ctx's
+// cancellation.
+func (s *Service) record(ctx context.Context, ev *ferry.Event) error {
+	err := s.log.Append(context.WithoutCancel(ctx), ev)
+	if err != nil && s.logger != nil {
+		s.logger.Error("audit append failed", "action", ev.Action, "err", err)
+	}
+	return err
+}

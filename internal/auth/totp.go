@@ -302,14 +302,14 @@ func (s *Service) VerifySecondFactor(ctx context.Context, userID, code, remote, 
 // that succeeded: "totp" or "recovery".
 func (s *Service) checkSecondFactor(ctx context.Context, u *ferry.User, code, remote, protocol string) (string, error) {
 	deny := func(method, why string) error {
-		if err := s.log.Append(ctx, &ferry.Event{Action: "auth.login", Outcome: ferry.OutcomeDenied, Actor: u.Email, ActorID: u.ID, OrgID: u.OrgID,
+		if err := s.record(ctx, &ferry.Event{Action: "auth.login", Outcome: ferry.OutcomeDenied, Actor: u.Email, ActorID: u.ID, OrgID: u.OrgID,
 			Remote: remote, Protocol: protocol, Detail: method + ": " + why}); err != nil {
 			return err
 		}
 		return ErrSecondFactor
 	}
 	ok := func(method, detail string) (string, error) {
-		return method, s.log.Append(ctx, &ferry.Event{Action: "auth.mfa", Outcome: ferry.OutcomeOK, Actor: u.Email, ActorID: u.ID, OrgID: u.OrgID,
+		return method, s.record(ctx, &ferry.Event{Action: "auth.mfa", Outcome: ferry.OutcomeOK, Actor: u.Email, ActorID: u.ID, OrgID: u.OrgID,
 			Remote: remote, Protocol: protocol, Detail: detail})
 	}
 	if u.Disabled {
@@ -399,6 +399,6 @@ func recoveryHash(userID, code string) []byte {
 }
 
 func (s *Service) mfaEvent(ctx context.Context, p *ferry.Principal, action string, outcome ferry.Outcome, detail string) error {
-	return s.log.Append(ctx, &ferry.Event{Action: action, Outcome: outcome, Actor: p.Email, ActorID: p.UserID, OrgID: p.OrgID,
+	return s.record(ctx, &ferry.Event{Action: action, Outcome: outcome, Actor: p.Email, ActorID: p.UserID, OrgID: p.OrgID,
 		Session: p.SessionID, Remote: p.Remote, Protocol: p.Protocol, Object: p.UserID, Detail: detail})
 }

@@ -384,7 +384,7 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, rp RP, ceremonyID stri
 		if u != nil {
 			ev.Actor, ev.ActorID, ev.OrgID = u.Email, u.ID, u.OrgID
 		}
-		if aerr := s.log.Append(ctx, ev); aerr != nil {
+		if aerr := s.record(ctx, ev); aerr != nil {
 			return "", nil, aerr
 		}
 		return "", nil, ErrPasskey
@@ -495,7 +495,7 @@ func (s *Service) FinishPasskeyMFA(ctx context.Context, sess *ferry.Session, rp 
 		if err != nil {
 			why += ": " + clip(err.Error(), 200)
 		}
-		if aerr := s.log.Append(ctx, &ferry.Event{Action: "auth.login", Outcome: ferry.OutcomeDenied, Actor: w.u.Email, ActorID: w.u.ID, OrgID: w.u.OrgID,
+		if aerr := s.record(ctx, &ferry.Event{Action: "auth.login", Outcome: ferry.OutcomeDenied, Actor: w.u.Email, ActorID: w.u.ID, OrgID: w.u.OrgID,
 			Session: sess.ID, Remote: c.Remote, Protocol: planeProtocol(sess.Plane), Detail: "passkey: " + why}); aerr != nil {
 			return "", nil, aerr
 		}
