@@ -107,47 +107,31 @@ install_prereqs() {
   say "prerequisites: $(curl --version | head -n 1 | cut -d' ' -f1-2), $(ssh -V 2>&1), $(rclone version 2>/dev/null | head -n 1), $(lftp --version | head -n 1 | cut -d' ' -f1-4), $(chromium --version 2>/dev/null | cut -d' ' -f1-2), PostgreSQL $(basename "$(dirname "$(pgbin)")")"
 }
 
-# staticcheck is built once per (staticcheck version, Go version) into a cache
-# outside the clone. Prints the binary's path on stdout, everything else on
-# stderr.
+# Go tools (staticcheck, gosec, Mailpit) are built once per version into a
+# cache outside the clone: go_tool_bin NAME MODULE VERSION KEY prints the
+# binary's path on stdout, everything else on stderr. KEY names the cache
+# folder (the Go version too for linters, whose results depend on it).
 tools="${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/ferry-tools"
-staticcheck_bin() {
-  local dir="$tools/staticcheck-$STATICCHECK_VERSION-$(go env GOVERSION)"
-  if [ ! -x "$dir/staticcheck" ]; then
-    say "building staticcheck $STATICCHECK_VERSION into $dir (once)" >&2
+go_tool_bin() {
+  local name=$1 module=$2 version=$3 dir="$tools/$4"
+  if [ ! -x "$dir/$name" ]; then
+    say "building $name $version into $dir (once)" >&2
     local tmp
     mkdir -p "$tools"
     tmp=$(mktemp -d "$tools/.build.XXXXXX")
-    GOBIN="$tmp" GOFLAGS=-buildvcs=false go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION" >&2 || {
+    GOBIN="$tmp" GOFLAGS=-buildvcs=false go install "$module@$version" >&2 || {
       rm -rf "$tmp"
       return 1
     }
     mkdir -p "$dir"
-    mv -f "$tmp/staticcheck" "$dir/staticcheck"
+    mv -f "$tmp/$name" "$dir/$name"
     rm -rf "$tmp"
   fi
-  echo "$dir/staticcheck"
+  echo "$dir/$name"
 }
-
-# Mailpit, the SMTP server the mail tests deliver to, is built once per
-# version (about 5 minutes cold) into the same cache. Prints the binary's path.
-mailpit_bin() {
-  local dir="$tools/mailpit-$MAILPIT_VERSION"
-  if [ ! -x "$dir/mailpit" ]; then
-    say "building mailpit $MAILPIT_VERSION into $dir (once, a few minutes)" >&2
-    local tmp
-    mkdir -p "$tools"
-    tmp=$(mktemp -d "$tools/.build.XXXXXX")
-    GOBIN="$tmp" GOFLAGS=-buildvcs=false go install "github.com/axllent/mailpit@$MAILPIT_VERSION" >&2 || {
-      rm -rf "$tmp"
-      return 1
-    }
-    mkdir -p "$dir"
-    mv -f "$tmp/mailpit" "$dir/mailpit"
-    rm -rf "$tmp"
-  fi
-  echo "$dir/mailpit"
-}
+staticcheck_bin() { go_tool_bin staticcheck honnef.co/go/tools/cmd/staticcheck "$STATICCHECK_VERSION" "staticcheck-$STATICCHECK_VERSION-$(go env GOVERSION)"; }
+gosec_bin() { go_tool_bin gosec github.com/securego/gosec/v2/cmd/gosec "$GOSEC_VERSION" "gosec-$GOSEC_VERSION-$(go env GOVERSION)"; }
+mailpit_bin() { go_tool_bin mailpit github.com/axllent/mailpit "$MAILPIT_VERSION" "mailpit-$MAILPIT_VERSION"; }
 
 install_mailpit() {
   FERRY_MAILPIT=$(mailpit_bin) || return 1
@@ -176,25 +160,6 @@ check_staticcheck() {
   bin=$(staticcheck_bin) || return 1
   "$bin" -version
   "$bin" ./...
-}
-
-# gosec is built once per (gosec version, Go version), like staticcheck.
-gosec_bin() {
-  local dir="$tools/gosec-$GOSEC_VERSION-$(go env GOVERSION)"
-  if [ ! -x "$dir/gosec" ]; then
-    say "building gosec $GOSEC_VERSION into $dir (once)" >&2
-    local tmp
-    mkdir -p "$tools"
-    tmp=$(mktemp -d "$tools/.build.XXXXXX")
-    GOBIN="$tmp" GOFLAGS=-buildvcs=false go install "github.com/securego/gosec/v2/cmd/gosec@$GOSEC_VERSION" >&2 || {
-      rm -rf "$tmp"
-      return 1
-    }
-    mkdir -p "$dir"
-    mv -f "$tmp/gosec" "$dir/gosec"
-    rm -rf "$tmp"
-  fi
-  echo "$dir/gosec"
 }
 
 # gosec over the module (the bench tools excluded: load generators, not the
