@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -194,20 +193,7 @@ func TestPackageGuestEndToEnd(t *testing.T) {
 		t.Fatalf("guest page after the code: %d\n%s", res.StatusCode, page)
 	}
 	// A reply with a file, visible to the sender.
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	mw.WriteField("csrf", csrfOf(t, page))
-	fw, _ := mw.CreateFormFile("file", "signed.pdf")
-	fw.Write([]byte("%PDF- signed copy"))
-	mw.Close()
-	req, _ := http.NewRequest("POST", s.PublicURL+link+"/reply", &buf)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Origin", s.PublicURL)
-	res, err = g.c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b := ferrytest.Body(t, res); res.StatusCode != http.StatusSeeOther {
+	if res, b := g.postFile(link+"/reply", csrfOf(t, page), "signed.pdf", []byte("%PDF- signed copy")); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("reply: %d %s", res.StatusCode, b)
 	}
 	mp.WaitFor(t, "alice@acme.test", "replied with signed.pdf", 20*time.Second)

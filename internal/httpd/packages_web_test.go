@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"mime/multipart"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -109,35 +108,13 @@ func TestPackageWebPages(t *testing.T) {
 		t.Errorf("third download past the limit of 2: %d", res.StatusCode)
 	}
 	// Dave replies from the package page.
-	var buf bytes.Buffer
-	mw := multipart.NewWriter(&buf)
-	mw.WriteField("csrf", csrfOf(t, page))
-	fw, _ := mw.CreateFormFile("file", "countersigned.txt")
-	fw.Write([]byte("signed"))
-	mw.Close()
-	req, _ := http.NewRequest("POST", s.PublicURL+pkgURL+"/reply", &buf)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Origin", s.PublicURL)
-	res, err = dave.c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b := ferrytest.Body(t, res); res.StatusCode != http.StatusSeeOther {
+	if res, b := dave.postFile(pkgURL+"/reply", csrfOf(t, page), "countersigned.txt", []byte("signed")); res.StatusCode != http.StatusSeeOther {
 		t.Fatalf("reply: %d\n%s", res.StatusCode, b)
 	}
 	// Without the CSRF token (a cross-site form), nothing is stored.
-	buf.Reset()
-	mw = multipart.NewWriter(&buf)
-	fw, _ = mw.CreateFormFile("file", "forged.txt")
-	fw.Write([]byte("x"))
-	mw.Close()
-	req, _ = http.NewRequest("POST", s.PublicURL+pkgURL+"/reply", &buf)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	req.Header.Set("Origin", s.PublicURL)
-	if res, err = dave.c.Do(req); err != nil || res.StatusCode == http.StatusSeeOther {
-		t.Errorf("reply without the CSRF token: %v %v", res.StatusCode, err)
+	if res, _ := dave.postFile(pkgURL+"/reply", "", "forged.txt", []byte("x")); res.StatusCode == http.StatusSeeOther {
+		t.Errorf("reply without the CSRF token: %v", res.StatusCode)
 	}
-	res.Body.Close()
 	// Another user of the organisation sees nothing.
 	withPassword(t, s, "acme", "eve@acme.test", "admin", pw)
 	eve := newBrowser(t, s)

@@ -1,9 +1,11 @@
 package httpd_test
 
 import (
+	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -54,6 +56,31 @@ func (b *browser) post(path string, form url.Values, origin ...string) (*http.Re
 		o = origin[0]
 	}
 	req.Header.Set("Origin", o)
+	res, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	return res, string(body)
+}
+
+// postFile submits a multipart form with one file (field "file") and the
+// CSRF token csrf ("" for none, as a cross-site form would), from Ferry's
+// own origin.
+func (b *browser) postFile(path, csrf, name string, content []byte) (*http.Response, string) {
+	b.t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	if csrf != "" {
+		mw.WriteField("csrf", csrf)
+	}
+	fw, _ := mw.CreateFormFile("file", name)
+	fw.Write(content)
+	mw.Close()
+	req, _ := http.NewRequest("POST", b.s.PublicURL+path, &buf)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("Origin", b.s.PublicURL)
 	res, err := b.c.Do(req)
 	if err != nil {
 		b.t.Fatal(err)
