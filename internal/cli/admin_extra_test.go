@@ -18,6 +18,14 @@ const enablePassword = "correct horse battery staple"
 // redirect into the site).
 func webSignIn(t *testing.T, s *ferrytest.Server, email, password string) bool {
 	t.Helper()
+	_, ok := webClient(t, s, email, password)
+	return ok
+}
+
+// webClient signs in on the web UI and returns the signed-in client (it
+// does not follow redirects) and whether the sign-in succeeded.
+func webClient(t *testing.T, s *ferrytest.Server, email, password string) (*http.Client, bool) {
+	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Transport: s.Client.Transport, Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	req, _ := http.NewRequest("POST", s.PublicURL+"/login", strings.NewReader(url.Values{"email": {email}, "password": {password}}.Encode()))
@@ -28,7 +36,7 @@ func webSignIn(t *testing.T, s *ferrytest.Server, email, password string) bool {
 		t.Fatal(err)
 	}
 	res.Body.Close()
-	return res.StatusCode == http.StatusSeeOther
+	return c, res.StatusCode == http.StatusSeeOther
 }
 
 // TestAdminUserEnable: a disabled user can neither sign in nor use their

@@ -11,8 +11,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -139,18 +137,9 @@ func (s *impactSite) sftpGet(email string, paths ...string) {
 func (s *impactSite) webGet(email string, paths ...string) {
 	t := s.t
 	t.Helper()
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Transport: s.Client.Transport, Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	req, _ := http.NewRequest("POST", s.PublicURL+"/login", strings.NewReader(url.Values{"email": {email}, "password": {impactPassword}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Origin", s.PublicURL)
-	res, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusSeeOther {
-		t.Fatalf("web sign-in of %s: %d", email, res.StatusCode)
+	c, ok := webClient(t, s.Server, email, impactPassword)
+	if !ok {
+		t.Fatalf("web sign-in of %s failed", email)
 	}
 	for _, p := range paths {
 		if folder, ok := strings.CutPrefix(p, "zip:"); ok { // the folder as a zip
