@@ -84,18 +84,19 @@ type upload struct {
 	cond sync.Cond
 	// part is opened by the first in-order write; only the WriteAt that
 	// is writing (writing set) uses it, and finishPart ends it once.
-	part     uploadPart
-	opened   bool              // part was opened (and must be finished)
-	finished bool              // finishPart has run: no more writes
-	stored   int64             // the part's count, once finished
-	werr     error             // the part's error (opening, writing or finishing)
-	next     int64             // offset of the next byte to write
-	pending  map[int64]*[]byte // out-of-order writes, copied (getHold)
-	held     int               // bytes in pending, all taken from shared
-	writing  bool              // a WriteAt is writing to the part
-	err      error             // sticky: the session has failed
-	closed   bool
-	onClose  func()
+	part      uploadPart
+	opened    bool              // part was opened (and must be finished)
+	finished  bool              // finishPart has run: no more writes
+	finishing bool              // finishPart is recording the part (u.mu released)
+	stored    int64             // the part's count, once finished
+	werr      error             // the part's error (opening, writing or finishing)
+	next      int64             // offset of the next byte to write
+	pending   map[int64]*[]byte // out-of-order writes, copied (getHold)
+	held      int               // bytes in pending, all taken from shared
+	writing   bool              // a WriteAt is writing to the part
+	err       error             // sticky: the session has failed
+	closed    bool
+	onClose   func()
 }
 
 // newUpload returns the handle for a session of upload id, which has start
@@ -140,8 +141,13 @@ func (u *upload) write(chunk []byte) error {
 // finishPart ends the part, once, keeping what it stored (cause: why the
 // session ended early, or nil), and returns the count and the part's error.
 // u.mu is held and nobody is writing; it is released while the part is
-// recorded.
+// recorded. A second caller (Close while abort is recording) waits for
+// the first to finish, so that it sees the part's true count and does not
+// discard an upload whose bytes are being recorded.
 func (u *upload) finishPart(cause error) (int64, error) {
+	for u.finishing {
+		u.cond.Wait()
+	}
 	if u.finished {
 		return u.stored, u.werr
 	}
@@ -151,9 +157,12 @@ func (u *upload) finishPart(cause error) (int64, error) {
 	if part == nil {
 		return 0, u.werr
 	}
+	u.finishing = true
 	u.mu.Unlock()
 	n, err := part.finish(cause)
 	u.mu.Lock()
+	u.finishing = false
+	u.cond.Broadcast()
 	u.stored = n
 	if u.werr == nil {
 		u.werr = err
