@@ -575,3 +575,31 @@ func TestShareEndsWithItsMaker(t *testing.T) {
 	s.Admin("user", "disable", "bob@acme.test")
 	expectGone(t, c.do(lb.URL), "after the maker was disabled")
 }
+
+// TestShareURLIgnoresHost: a share link is handed out on the configured
+// public URL, not on the request's Host header (which a forged request
+// could point at another site).
+func TestShareURLIgnoresHost(t *testing.T) {
+	s := ferrytest.Start(t)
+	alice := s.User("acme", "alice@acme.test", "admin")
+	ferrytest.Expect(t, s.Do("POST", "/api/v1/folders/docs", alice, nil), 201)
+	ferrytest.Expect(t, s.Do("PUT", "/api/v1/files/docs/a.txt", alice, strings.NewReader("a")), 201)
+	req, err := http.NewRequest("POST", s.PublicURL+"/api/v1/shares", strings.NewReader(`{"path":"/docs/a.txt"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = "evil.example"
+	req.Header.Set("Authorization", "Bearer "+alice)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := s.Client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sr shareResp
+	if err := json.Unmarshal([]byte(ferrytest.Expect(t, res, 201)), &sr); err != nil {
+		t.Fatal(err)
+	}
+	if want := s.PublicURL + "/s/" + sr.Token; sr.URL != want {
+		t.Fatalf("share URL %q, want %q", sr.URL, want)
+	}
+}
