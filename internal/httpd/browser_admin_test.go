@@ -26,12 +26,7 @@ func TestBrowserAdmin(t *testing.T) {
 	base := adminLocalhostURL(s)
 
 	run(t, ctx, "admin sign-in",
-		chromedp.Navigate(base+"/admin/login"),
-		chromedp.WaitVisible(chromedp.CSS(`#login-form`)),
-		chromedp.SendKeys(chromedp.CSS(`#login-form input[name=email]`), "ada@acme.test"),
-		chromedp.SendKeys(chromedp.CSS(`#login-form input[name=password]`), "violet tugboat ledger quarry"),
-		chromedp.Click(chromedp.CSS(`#login-form button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.Search(`//h1[contains(., "Dashboard")]`)),
+		adminSignInSteps(base, "ada@acme.test", "violet tugboat ledger quarry"),
 		chromedp.WaitVisible(chromedp.CSS(`figure.chart svg`)),
 	)
 	run(t, ctx, "create a user",

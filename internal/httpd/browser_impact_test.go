@@ -37,12 +37,7 @@ func TestBrowserAdminImpact(t *testing.T) {
 		}
 	}
 	run(t, ctx, "admin sign-in",
-		chromedp.Navigate(base+"/admin/login"),
-		chromedp.WaitVisible(chromedp.CSS(`#login-form`)),
-		chromedp.SendKeys(chromedp.CSS(`#login-form input[name=email]`), "ada@acme.test"),
-		chromedp.SendKeys(chromedp.CSS(`#login-form input[name=password]`), "violet tugboat ledger quarry"),
-		chromedp.Click(chromedp.CSS(`#login-form button[type=submit]`)),
-		chromedp.WaitVisible(chromedp.Search(`//h1[contains(., "Dashboard")]`)),
+		adminSignInSteps(base, "ada@acme.test", "violet tugboat ledger quarry"),
 	)
 	rec.take()
 	scope := url.Values{"from": {time.Now().Add(-time.Hour).UTC().Format("2006-01-02T15:04")}, "to": {time.Now().Add(time.Hour).UTC().Format("2006-01-02T15:04")}}
