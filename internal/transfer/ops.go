@@ -72,6 +72,9 @@ func (s *Service) List(ctx context.Context, p *ferry.Principal, path string) ([]
 		return nil, err
 	}
 	ev := s.event(p, "folder.list", path)
+	if err := s.guardFrozen(ctx, op, p, ev); err != nil { // audited, as every refusal
+		return nil, err
+	}
 	grants, err := s.grantsOf(ctx, p)
 	if err != nil {
 		return nil, err
