@@ -2,7 +2,6 @@ package httpd
 
 import (
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -62,9 +61,6 @@ func toShareJSON(s *ferry.Share) shareJSON {
 	return j
 }
 
-// parseAllowedIPs parses CIDR ranges (a bare address is a range of one).
-func parseAllowedIPs(in []string) ([]netip.Prefix, error) { return ferry.ParsePrefixes(in) }
-
 // shareURL is the link to give a visitor: on the configured public URL, so
 // that a forged Host header cannot make Ferry hand out a link to elsewhere.
 func (h *public) shareURL(r *http.Request, token string) string {
@@ -100,7 +96,7 @@ func (h *public) createShare(w http.ResponseWriter, r *http.Request) error {
 		return ferry.E(op, ferry.Invalid, `mode must be "download" or "dropbox"`)
 	}
 	var err error
-	if o.AllowedIPs, err = parseAllowedIPs(req.AllowedIPs); err != nil {
+	if o.AllowedIPs, err = ferry.ParsePrefixes(req.AllowedIPs); err != nil {
 		return err
 	}
 	sh, tok, err := h.tr.CreateShare(r.Context(), principalFrom(r.Context()), o)

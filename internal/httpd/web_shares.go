@@ -90,7 +90,7 @@ func (h *public) createShareForm(w http.ResponseWriter, r *http.Request, wr *web
 		o.MaxDownloads = n
 	}
 	var err error
-	if o.AllowedIPs, err = parseAllowedIPs(strings.FieldsFunc(f.Get("allowed_ips"), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' })); err != nil {
+	if o.AllowedIPs, err = ferry.ParsePrefixes(strings.FieldsFunc(f.Get("allowed_ips"), func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\r' })); err != nil {
 		return err
 	}
 	sh, tok, err := h.tr.CreateShare(r.Context(), wr.p, o)
