@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -175,6 +176,9 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	}
 	if cfg.PublicURL == "" {
 		outbox.SetPublicURL("https://" + publicLn.Addr().String())
+		if w := linkBaseWarning(publicLn.Addr().String()); w != "" {
+			fmt.Fprintln(env.Stderr, w)
+		}
 	}
 	sftpLn, err := net.Listen("tcp", cfg.SFTPAddr)
 	if err != nil {
@@ -287,6 +291,18 @@ func serve(ctx context.Context, cfg *config.Config, env Env, logger *slog.Logger
 	}
 	fmt.Fprintln(env.Stderr, "ferry: stopped")
 	return runErr
+}
+
+// linkBaseWarning is the start-up warning for links (in mails, share links)
+// built on the bound public address when no --public-url is set: an
+// all-interfaces address such as 0.0.0.0 opens nowhere. "" when addr is
+// usable.
+func linkBaseWarning(addr string) string {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil || !ap.Addr().IsUnspecified() {
+		return ""
+	}
+	return "ferry: warning: links in mails and share links will name " + addr + ", which nobody can open; set --public-url (e.g. https://files.example.com)"
 }
 
 // verifyAudit returns the guard's periodic audit verification: an error
